@@ -1,0 +1,654 @@
+//! Reading and checking each variable. Problems are collected, never returned early, so an
+//! operator sees every mistake at once.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use hb_core::{compare_services, redact_url};
+
+use crate::{
+    Config, ConfigError, ConfigErrors, EnvSource, LogFormat, Role, Secret, ServiceSpec, Target,
+};
+
+const URL_PREFIX: &str = "SERVICE_URL_";
+const HEADERS_PREFIX: &str = "SERVICE_HEADERS_";
+
+/// Collects problems while the variables are read.
+struct Reader<'a> {
+    env: &'a EnvSource,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Reader<'a> {
+    fn error(&mut self, variable: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            variable: variable.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// The value with surrounding whitespace removed; empty means unset.
+    fn optional(&self, name: &str) -> Option<&'a str> {
+        self.env
+            .get(name)
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+    }
+
+    fn parsed<T>(
+        &mut self,
+        name: &str,
+        default: T,
+        expected: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        match self.optional(name) {
+            None => default,
+            Some(raw) => match parse(raw) {
+                Some(v) => v,
+                None => {
+                    self.error(name, format!("'{raw}' is not valid (expected {expected})"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn seconds(&mut self, name: &str, default_secs: f64, max_secs: f64) -> Duration {
+        let expected = format!("a number of seconds greater than 0 and at most {max_secs}");
+        let secs = self.parsed(name, default_secs, &expected, |raw| {
+            f64::from_str(raw)
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= max_secs)
+        });
+        Duration::from_secs_f64(secs)
+    }
+
+    fn integer(&mut self, name: &str, default: u64, min: u64, max: u64) -> u64 {
+        let expected = format!("a whole number from {min} to {max}");
+        self.parsed(name, default, &expected, |raw| {
+            u64::from_str(raw).ok().filter(|n| (min..=max).contains(n))
+        })
+    }
+
+    fn boolean(&mut self, name: &str, default: bool) -> bool {
+        self.parsed(name, default, "true or false", |raw| {
+            match raw.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Some(true),
+                "0" | "false" | "no" | "off" => Some(false),
+                _ => None,
+            }
+        })
+    }
+
+    /// An http(s) URL; the message shows it without credentials.
+    fn http_url(&mut self, name: &str, raw: &str, secret: bool) -> Option<url::Url> {
+        let shown = if secret {
+            "***".to_owned()
+        } else {
+            format!("'{}'", redact_url(raw))
+        };
+        match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(u),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                self.error(
+                    name,
+                    format!(
+                        "{shown} has unsupported scheme '{}' (expected http:// or https://)",
+                        u.scheme()
+                    ),
+                );
+                None
+            }
+            Ok(_) => {
+                self.error(
+                    name,
+                    format!("{shown} has no host (expected http(s)://host/...)"),
+                );
+                None
+            }
+            Err(e) => {
+                self.error(name, format!("{shown} is not a valid URL ({e})"));
+                None
+            }
+        }
+    }
+}
+
+pub(crate) fn load(env: &EnvSource, role: Role) -> Result<Config, ConfigErrors> {
+    let mut r = Reader {
+        env,
+        errors: Vec::new(),
+    };
+    let mut warnings = Vec::new();
+
+    let loop_interval = r.seconds("LOOP_INTERVAL_SECONDS", 10.0, 86_400.0);
+    let status_change_threshold = r.integer("STATUS_CHANGE_THRESHOLD", 4, 1, 10_000) as u32;
+    let service_timeout = r.seconds("SERVICE_TIMEOUT_SECONDS", 2.0, 3_600.0);
+    let target_data_points = r.integer("TARGET_DATA_POINTS", 30, 1, 10_000) as u32;
+
+    let tz_raw = r.optional("TZ").unwrap_or("UTC");
+    let tz_name = tz_raw.strip_prefix(':').unwrap_or(tz_raw).to_owned();
+    let tz = match jiff::tz::TimeZone::get(&tz_name) {
+        Ok(tz) => tz,
+        Err(_) => {
+            r.error(
+                "TZ",
+                format!("'{tz_raw}' is not a known time zone (expected an IANA name such as UTC or America/Lima)"),
+            );
+            jiff::tz::TimeZone::UTC
+        }
+    };
+
+    let secret_key = r.optional("SECRET_KEY").map(Secret::new);
+    let heartbeat_url = r.optional("HEARTBEAT_URL").and_then(|raw| {
+        r.http_url("HEARTBEAT_URL", raw, true)
+            .map(|_| Secret::new(raw))
+    });
+    let webhook_url = r.optional("N8N_WEBHOOK_URL").and_then(|raw| {
+        r.http_url("N8N_WEBHOOK_URL", raw, true)
+            .map(|_| Secret::new(raw))
+    });
+    let ping_url = r.optional("PING_URL").unwrap_or("http://www.google.com");
+    let ping_url = match r.http_url("PING_URL", ping_url, false) {
+        Some(_) => ping_url.to_owned(),
+        None => String::new(),
+    };
+
+    let db_path = PathBuf::from(r.optional("SQLITE_DB_PATH").unwrap_or("data/metrics.db"));
+    let dns_override_ip = r.parsed(
+        "INTERNAL_DNS_OVERRIDE_IP",
+        None,
+        "an IP address such as 172.17.0.1",
+        |raw| IpAddr::from_str(raw).ok().map(Some),
+    );
+    let docker_host = r
+        .optional("DOCKER_HOST")
+        .unwrap_or("unix:///var/run/docker.sock")
+        .to_owned();
+    if !["unix://", "tcp://", "http://"]
+        .iter()
+        .any(|p| docker_host.starts_with(p) && docker_host.len() > p.len())
+    {
+        r.error(
+            "DOCKER_HOST",
+            format!("'{docker_host}' is not supported (expected unix:///path/to/docker.sock or tcp://host:port)"),
+        );
+    }
+    let force_ipv4 = r.boolean("FORCE_IPV4", true);
+    let check_concurrency = r.integer("CHECK_CONCURRENCY", 4_096, 1, 1_000_000) as usize;
+    let pending_cycles_max = r.integer("PENDING_CYCLES_MAX", 8_640, 1, 10_000_000) as usize;
+    let host_disk_path = PathBuf::from(r.optional("HOST_DISK_PATH").unwrap_or("/"));
+    let log_format = r.parsed(
+        "LOG_FORMAT",
+        LogFormat::Text,
+        "text or json",
+        |raw| match raw.to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        },
+    );
+    let dashboard_bind = r
+        .optional("DASHBOARD_BIND")
+        .unwrap_or("0.0.0.0:8000")
+        .to_owned();
+    if dashboard_bind.parse::<std::net::SocketAddr>().is_err() {
+        r.error(
+            "DASHBOARD_BIND",
+            format!("'{dashboard_bind}' is not valid (expected IP:PORT such as 0.0.0.0:8000)"),
+        );
+    }
+    let cors_origins: Vec<String> = r
+        .optional("CORS_ORIGINS")
+        .map(|raw| {
+            raw.split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    for origin in &cors_origins {
+        let ok = origin == "*"
+            || url::Url::parse(origin)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/");
+        if !ok {
+            r.error(
+                "CORS_ORIGINS",
+                format!("'{origin}' is not an origin (expected scheme://host[:port], comma-separated, or *)"),
+            );
+        }
+    }
+    let mask_errors = r.boolean("DASHBOARD_MASK_ERRORS", true);
+    let umami_script_url = r.optional("UMAMI_SCRIPT_URL").map(str::to_owned);
+    let umami_website_id = r.optional("UMAMI_WEBSITE_ID").map(str::to_owned);
+    let mock_port = r.integer("MOCK_PORT", 8080, 1, 65_535) as u16;
+
+    let services = if matches!(role, Role::Agent | Role::Check) {
+        read_services(&mut r)
+    } else {
+        Vec::new()
+    };
+
+    if matches!(role, Role::Agent | Role::Check) {
+        if heartbeat_url.is_none() {
+            warnings.push("HEARTBEAT_URL is not set: the heartbeat is disabled".to_owned());
+        } else if secret_key.is_none() {
+            warnings.push(
+                "SECRET_KEY is not set: the heartbeat receiver will likely answer 401".to_owned(),
+            );
+        }
+        if webhook_url.is_none() {
+            warnings
+                .push("N8N_WEBHOOK_URL is not set: alerts are only logged and recorded".to_owned());
+        }
+    }
+
+    if !r.errors.is_empty() {
+        return Err(ConfigErrors(r.errors));
+    }
+    Ok(Config {
+        loop_interval,
+        status_change_threshold,
+        service_timeout,
+        target_data_points,
+        tz_name,
+        tz,
+        secret_key,
+        heartbeat_url,
+        webhook_url,
+        db_path,
+        services,
+        dns_override_ip,
+        ping_url,
+        docker_host,
+        force_ipv4,
+        check_concurrency,
+        pending_cycles_max,
+        host_disk_path,
+        log_format,
+        dashboard_bind,
+        cors_origins,
+        mask_errors,
+        umami_script_url,
+        umami_website_id,
+        mock_port,
+        warnings,
+    })
+}
+
+fn read_services(r: &mut Reader<'_>) -> Vec<ServiceSpec> {
+    let urls: BTreeMap<String, String> = r
+        .env
+        .with_prefix(URL_PREFIX)
+        .map(|(name, v)| (name.to_owned(), v.trim().to_owned()))
+        .collect();
+    let headers: BTreeMap<String, String> = r
+        .env
+        .with_prefix(HEADERS_PREFIX)
+        .map(|(name, v)| (name.to_owned(), v.trim().to_owned()))
+        .collect();
+
+    if urls.contains_key("") {
+        r.error(
+            URL_PREFIX,
+            "a service needs a name after the prefix (SERVICE_URL_<name>)",
+        );
+    }
+    for name in headers.keys() {
+        if !urls.contains_key(name) {
+            r.error(
+                &format!("{HEADERS_PREFIX}{name}"),
+                format!("there is no {URL_PREFIX}{name} for these headers"),
+            );
+        }
+    }
+
+    let selected: Vec<String> = match r.optional("SERVICE_NAMES") {
+        Some(list) => {
+            let mut names: Vec<String> = Vec::new();
+            for name in list.split(',').map(str::trim) {
+                if name.is_empty() {
+                    r.error("SERVICE_NAMES", format!("'{list}' has an empty name"));
+                } else if names.iter().any(|n| n == name) {
+                    r.error("SERVICE_NAMES", format!("'{name}' is listed twice"));
+                } else if !urls.contains_key(name) {
+                    r.error(
+                        "SERVICE_NAMES",
+                        format!("'{name}' has no {URL_PREFIX}{name}"),
+                    );
+                } else {
+                    names.push(name.to_owned());
+                }
+            }
+            names
+        }
+        None => urls.keys().filter(|n| !n.is_empty()).cloned().collect(),
+    };
+
+    let mut services = Vec::new();
+    for name in selected {
+        let var = format!("{URL_PREFIX}{name}");
+        let raw = &urls[&name];
+        if let Some(spec) = read_service(r, &name, &var, raw, headers.get(&name)) {
+            services.push(spec);
+        }
+    }
+    if r.optional("SERVICE_NAMES").is_none() {
+        services.sort_by(|a, b| compare_services((a.kind(), &a.name), (b.kind(), &b.name)));
+    }
+    if services.is_empty() && r.errors.is_empty() {
+        r.error(
+            URL_PREFIX,
+            "no service is configured (set SERVICE_URL_<name>=http(s)://... or docker:<container>)",
+        );
+    }
+    services
+}
+
+fn read_service(
+    r: &mut Reader<'_>,
+    name: &str,
+    var: &str,
+    raw: &str,
+    headers: Option<&String>,
+) -> Option<ServiceSpec> {
+    if raw.is_empty() {
+        r.error(
+            var,
+            "is empty (expected http(s)://... or docker:<container>)",
+        );
+        return None;
+    }
+    let display_url = redact_url(raw);
+    if let Some(container) = raw.strip_prefix("docker:") {
+        let valid = !container.is_empty()
+            && container
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && container
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid {
+            r.error(
+                var,
+                format!("'{raw}' has no valid container name (expected docker:<name> with letters, digits, '_', '.', '-')"),
+            );
+            return None;
+        }
+        if headers.is_some() {
+            r.error(
+                &format!("{HEADERS_PREFIX}{name}"),
+                "headers apply only to http(s) services",
+            );
+        }
+        return Some(ServiceSpec {
+            name: name.to_owned(),
+            target: Target::Docker {
+                container: container.to_owned(),
+            },
+            display_url,
+        });
+    }
+    if !(raw.starts_with("http://") || raw.starts_with("https://")) {
+        let scheme = raw.split_once(':').map_or(raw, |(s, _)| s);
+        r.error(
+            var,
+            format!(
+                "'{}' has unknown scheme '{scheme}' (expected http://, https:// or docker:)",
+                display_url
+            ),
+        );
+        return None;
+    }
+    let url = r.http_url(var, raw, false)?;
+    let headers = match headers {
+        Some(raw) => parse_headers(r, &format!("{HEADERS_PREFIX}{name}"), raw)?,
+        None => Vec::new(),
+    };
+    Some(ServiceSpec {
+        name: name.to_owned(),
+        target: Target::Http { url, headers },
+        display_url,
+    })
+}
+
+/// `Key:Value,Key:Value`; a value may contain `:`. Values are secrets and never echoed.
+fn parse_headers(r: &mut Reader<'_>, var: &str, raw: &str) -> Option<Vec<(String, Secret)>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((key, value)) = pair.split_once(':') else {
+            // Without a ':' the text may be a bare token: show only its length.
+            r.error(
+                var,
+                format!(
+                    "an entry of {} characters has no ':' (expected Key:Value)",
+                    pair.len()
+                ),
+            );
+            ok = false;
+            continue;
+        };
+        let key = key.trim();
+        let value = value.trim();
+        let key_valid = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !key_valid {
+            r.error(var, format!("'{key}' is not a valid header name"));
+            ok = false;
+            continue;
+        }
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            r.error(
+                var,
+                format!("the value of '{key}' contains control characters"),
+            );
+            ok = false;
+            continue;
+        }
+        out.push((key.to_owned(), Secret::new(value)));
+    }
+    ok.then_some(out)
+}
+
+pub(crate) fn describe(c: &Config) -> Vec<(String, String)> {
+    let secret = |s: &Option<Secret>| match s {
+        Some(_) => "*** (set)".to_owned(),
+        None => "(unset)".to_owned(),
+    };
+    let secret_url = |s: &Option<Secret>| match s {
+        Some(u) => match url::Url::parse(u.expose()) {
+            Ok(u) => format!(
+                "{}://{}{}/*** (path redacted)",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ),
+            Err(_) => "***".to_owned(),
+        },
+        None => "(unset)".to_owned(),
+    };
+    let mut lines = vec![
+        (
+            "LOOP_INTERVAL_SECONDS",
+            format!("{}", c.loop_interval.as_secs_f64()),
+        ),
+        (
+            "STATUS_CHANGE_THRESHOLD",
+            c.status_change_threshold.to_string(),
+        ),
+        (
+            "SERVICE_TIMEOUT_SECONDS",
+            format!("{}", c.service_timeout.as_secs_f64()),
+        ),
+        ("TARGET_DATA_POINTS", c.target_data_points.to_string()),
+        ("TZ", c.tz_name.clone()),
+        ("SECRET_KEY", secret(&c.secret_key)),
+        ("HEARTBEAT_URL", secret_url(&c.heartbeat_url)),
+        ("N8N_WEBHOOK_URL", secret_url(&c.webhook_url)),
+        ("SQLITE_DB_PATH", c.db_path.display().to_string()),
+        (
+            "INTERNAL_DNS_OVERRIDE_IP",
+            c.dns_override_ip
+                .map_or("(unset)".to_owned(), |ip| ip.to_string()),
+        ),
+        ("PING_URL", redact_url(&c.ping_url)),
+        ("DOCKER_HOST", redact_url(&c.docker_host)),
+        ("FORCE_IPV4", c.force_ipv4.to_string()),
+        ("CHECK_CONCURRENCY", c.check_concurrency.to_string()),
+        ("PENDING_CYCLES_MAX", c.pending_cycles_max.to_string()),
+        ("HOST_DISK_PATH", c.host_disk_path.display().to_string()),
+        (
+            "LOG_FORMAT",
+            match c.log_format {
+                LogFormat::Text => "text".to_owned(),
+                LogFormat::Json => "json".to_owned(),
+            },
+        ),
+        ("DASHBOARD_BIND", c.dashboard_bind.clone()),
+        ("CORS_ORIGINS", c.cors_origins.join(",")),
+        ("DASHBOARD_MASK_ERRORS", c.mask_errors.to_string()),
+        ("MOCK_PORT", c.mock_port.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect::<Vec<_>>();
+    lines.push((
+        "SERVICE_NAMES".to_owned(),
+        c.services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    ));
+    for s in &c.services {
+        lines.push((format!("{URL_PREFIX}{}", s.name), s.display_url.clone()));
+        if let Target::Http { headers, .. } = &s.target
+            && !headers.is_empty()
+        {
+            let shown: Vec<String> = headers.iter().map(|(k, _)| format!("{k}:***")).collect();
+            lines.push((format!("{HEADERS_PREFIX}{}", s.name), shown.join(",")));
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_pairs(pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        load(&EnvSource::from_pairs(pairs.iter().copied()), Role::Agent)
+    }
+
+    #[test]
+    fn defaults_and_discovery() {
+        let c = load_pairs(&[
+            ("SERVICE_URL_web", "https://u:p@example.com/health"),
+            ("SERVICE_URL_db", "docker:postgres"),
+            ("SERVICE_URL_Api", "http://127.0.0.1:9000/"),
+            (
+                "SERVICE_HEADERS_Api",
+                "Authorization:Bearer a:b:c, X-Check:true",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(c.loop_interval, Duration::from_secs(10));
+        assert_eq!(c.status_change_threshold, 4);
+        assert_eq!(c.service_timeout, Duration::from_secs(2));
+        assert_eq!(c.target_data_points, 30);
+        assert_eq!(c.tz_name, "UTC");
+        assert_eq!(c.db_path, PathBuf::from("data/metrics.db"));
+        assert_eq!(c.ping_url, "http://www.google.com");
+        assert_eq!(c.docker_host, "unix:///var/run/docker.sock");
+        assert!(c.force_ipv4);
+        let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["Api", "web", "db"]);
+        assert_eq!(c.services[1].display_url, "https://example.com/health");
+        match &c.services[0].target {
+            Target::Http { headers, .. } => {
+                assert_eq!(headers.len(), 2);
+                assert_eq!(headers[0].0, "Authorization");
+                assert_eq!(headers[0].1.expose(), "Bearer a:b:c");
+                assert_eq!(headers[1].1.expose(), "true");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(c.warnings.len(), 2);
+    }
+
+    #[test]
+    fn service_names_restricts_and_orders() {
+        let c = load_pairs(&[
+            ("SERVICE_URL_a", "http://a.test"),
+            ("SERVICE_URL_b", "docker:b"),
+            ("SERVICE_URL_c", "http://c.test"),
+            ("SERVICE_NAMES", " b, a "),
+        ])
+        .expect("valid");
+        let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["b", "a"]);
+    }
+
+    #[test]
+    fn empty_optional_values_mean_unset() {
+        let c = load_pairs(&[
+            ("SERVICE_URL_a", "http://a.test"),
+            ("N8N_WEBHOOK_URL", ""),
+            ("INTERNAL_DNS_OVERRIDE_IP", "  "),
+            ("TZ", "America/Lima"),
+        ])
+        .expect("valid");
+        assert!(c.webhook_url.is_none());
+        assert!(c.dns_override_ip.is_none());
+        assert_eq!(c.tz_name, "America/Lima");
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let errs = load_pairs(&[
+            ("SERVICE_URL_a", "ftp://a.test"),
+            ("LOOP_INTERVAL_SECONDS", "ten"),
+            ("TZ", "Mars/Base"),
+        ])
+        .expect_err("invalid");
+        let vars: Vec<&str> = errs.0.iter().map(|e| e.variable.as_str()).collect();
+        assert_eq!(vars, ["LOOP_INTERVAL_SECONDS", "TZ", "SERVICE_URL_a"]);
+    }
+
+    #[test]
+    fn header_errors_never_echo_values() {
+        let errs = load_pairs(&[
+            ("SERVICE_URL_a", "http://a.test"),
+            ("SERVICE_HEADERS_a", "Authorization Bearer topsecret"),
+        ])
+        .expect_err("invalid");
+        let text = errs.to_string();
+        assert!(text.contains("SERVICE_HEADERS_a"), "{text}");
+        assert!(!text.contains("topsecret"), "{text}");
+    }
+
+    #[test]
+    fn describe_redacts_secrets() {
+        let c = load_pairs(&[
+            ("SERVICE_URL_a", "http://user:pw@a.test/x"),
+            ("SERVICE_HEADERS_a", "X-Key:hidden-value"),
+            ("SECRET_KEY", "sk_live_123"),
+            ("N8N_WEBHOOK_URL", "https://n8n.test/webhook/tok3n"),
+        ])
+        .expect("valid");
+        let text = format!("{:?}", c.describe());
+        for secret in ["pw", "hidden-value", "sk_live_123", "tok3n"] {
+            assert!(!text.contains(secret), "{secret} leaked in {text}");
+        }
+        assert!(text.contains("X-Key:***"));
+    }
+}

@@ -1,0 +1,92 @@
+//! The outcome of one check: a failed check is data (status + reason), never an `Err`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::ServiceStatus;
+
+/// Result of checking one service (SPEC §3.1). `latency_ms` and `status_code` are present
+/// whenever a response arrived, whatever the status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    pub status: ServiceStatus,
+    pub status_code: Option<u16>,
+    pub latency_ms: Option<f64>,
+    /// Human-readable reason for anything but `healthy` (`HTTP 500`, `Timeout`, ...).
+    pub reason: Option<String>,
+}
+
+impl CheckOutcome {
+    /// Classifies an HTTP response status: 2xx/3xx healthy, anything else `error` with
+    /// reason `HTTP <code>`.
+    pub fn from_http_status(code: u16, latency_ms: f64) -> Self {
+        let healthy = (200..400).contains(&code);
+        CheckOutcome {
+            status: if healthy {
+                ServiceStatus::Healthy
+            } else {
+                ServiceStatus::Error
+            },
+            status_code: Some(code),
+            latency_ms: Some(latency_ms),
+            reason: (!healthy).then(|| format!("HTTP {code}")),
+        }
+    }
+
+    pub fn healthy(latency_ms: Option<f64>) -> Self {
+        CheckOutcome {
+            status: ServiceStatus::Healthy,
+            status_code: None,
+            latency_ms,
+            reason: None,
+        }
+    }
+
+    pub fn timeout() -> Self {
+        Self::failed(ServiceStatus::Timeout, "Timeout")
+    }
+
+    pub fn down(reason: impl Into<String>) -> Self {
+        Self::failed(ServiceStatus::Down, reason)
+    }
+
+    pub fn unknown(reason: impl Into<String>) -> Self {
+        Self::failed(ServiceStatus::Unknown, reason)
+    }
+
+    fn failed(status: ServiceStatus, reason: impl Into<String>) -> Self {
+        CheckOutcome {
+            status,
+            status_code: None,
+            latency_ms: None,
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_status_classification() {
+        let table = [
+            (200, ServiceStatus::Healthy, None),
+            (204, ServiceStatus::Healthy, None),
+            (301, ServiceStatus::Healthy, None),
+            (302, ServiceStatus::Healthy, None),
+            (399, ServiceStatus::Healthy, None),
+            (400, ServiceStatus::Error, Some("HTTP 400")),
+            (404, ServiceStatus::Error, Some("HTTP 404")),
+            (500, ServiceStatus::Error, Some("HTTP 500")),
+            (503, ServiceStatus::Error, Some("HTTP 503")),
+            (199, ServiceStatus::Error, Some("HTTP 199")),
+        ];
+        for (code, status, reason) in table {
+            let o = CheckOutcome::from_http_status(code, 1.5);
+            assert_eq!(o.status, status, "code {code}");
+            assert_eq!(o.reason.as_deref(), reason, "code {code}");
+            assert_eq!(o.status_code, Some(code));
+            assert_eq!(o.latency_ms, Some(1.5));
+        }
+    }
+}
