@@ -1,11 +1,13 @@
 //! Pure domain of Heartbeat Monitor: statuses, check outcomes, cycle records, ordering rules and
 //! URL redaction. No I/O, no clock, no async runtime: time is always passed in.
 
+pub mod alert;
 pub mod check;
 pub mod cycle;
 pub mod redact;
 pub mod status;
 
+pub use alert::{AlertDelivery, AlertRecord};
 pub use check::CheckOutcome;
 pub use cycle::{CycleRecord, HostMetrics, InternetCheck, ServiceResult};
 pub use redact::redact_url;
