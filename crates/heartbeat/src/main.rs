@@ -1,1 +1,55 @@
-fn main() {}
+//! The `heartbeat` binary: parses the command line, loads the configuration, sets up logging and
+//! the runtime, and hands over to one subcommand. No business logic lives here.
+
+mod cmd;
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Self-hosted health monitor for Docker hosts.
+#[derive(Debug, Parser)]
+#[command(name = "heartbeat", version, about, propagate_version = true)]
+struct Cli {
+    /// Read variables from this .env-style file first (real environment variables win).
+    #[arg(long, global = true, value_name = "PATH")]
+    env_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the monitoring loop (the only writer of the database).
+    Agent(cmd::agent::Args),
+    /// Validate the configuration and print it resolved, secrets redacted.
+    Config(cmd::config::Args),
+}
+
+/// Exit code for an invalid configuration (also what clap uses for usage errors).
+pub const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = match hb_config::EnvSource::from_process(cli.env_file.as_deref()) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("heartbeat: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = match cli.command {
+        Command::Agent(args) => cmd::agent::run(args, env),
+        Command::Config(args) => cmd::config::run(args, env),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("heartbeat: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

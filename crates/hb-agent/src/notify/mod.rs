@@ -1,0 +1,1 @@
+//! Notifiers: the heartbeat sender and the alert webhook dispatcher.

@@ -1,0 +1,1 @@
+//! Probes: one module per kind of target (http, docker, host, internet).

@@ -1,0 +1,4 @@
+//! Integration tests of the agent crate against real local servers and a real Docker engine.
+
+mod notify;
+mod probes;

@@ -1,0 +1,1 @@
+//! Aggregates the dashboard reads, maintained inside each cycle's transaction.
