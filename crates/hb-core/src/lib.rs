@@ -5,6 +5,7 @@ pub mod alert;
 pub mod check;
 pub mod cycle;
 pub mod redact;
+pub mod schedule;
 pub mod status;
 
 pub use alert::{AlertDelivery, AlertRecord};
