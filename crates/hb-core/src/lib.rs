@@ -2,14 +2,21 @@
 //! URL redaction. No I/O, no clock, no async runtime: time is always passed in.
 
 pub mod alert;
+pub mod alerting;
 pub mod check;
 pub mod cycle;
+pub mod debounce;
 pub mod redact;
 pub mod schedule;
 pub mod status;
 
 pub use alert::{AlertDelivery, AlertRecord};
+pub use alerting::{
+    AlertDraft, AlertEngine, CycleInput, NoResponseCause, ServiceObservation, WorkerObservation,
+    internet_dependent,
+};
 pub use check::CheckOutcome;
 pub use cycle::{CycleRecord, HostMetrics, InternetCheck, ServiceResult};
+pub use debounce::{Debouncer, Transition};
 pub use redact::redact_url;
 pub use status::{ServiceKind, ServiceStatus, compare_services};
