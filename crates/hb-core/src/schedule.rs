@@ -30,7 +30,11 @@ mod tests {
             (1_500, 1_000, 2_000),
         ];
         for (now, interval, want) in table {
-            assert_eq!(next_tick_ms(now, interval), want, "now={now} interval={interval}");
+            assert_eq!(
+                next_tick_ms(now, interval),
+                want,
+                "now={now} interval={interval}"
+            );
         }
     }
 

@@ -1,15 +1,18 @@
 //! `heartbeat agent`: the monitoring loop, or one cycle with `--once`.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
+use hb_agent::{CycleObserver, RunOptions};
 use hb_config::{EnvSource, Role};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run exactly one cycle, then exit (0 on success).
+    /// Run exactly one cycle at once, persist it, then exit (0 when it was written).
     #[arg(long)]
     pub once: bool,
-    /// Print each cycle's result as one JSON line on stdout.
+    /// Also print each cycle's result as one JSON line on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -20,6 +23,20 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     crate::logging::init(config.log_format);
-    let _ = args;
-    anyhow::bail!("the agent loop is not wired yet")
+    let runtime = super::runtime()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        super::cancel_on_signal(shutdown.clone());
+        let observer: Option<CycleObserver> = args.json.then(|| {
+            Box::new(|cycle: &hb_core::CycleRecord| {
+                if let Ok(line) = serde_json::to_string(cycle) {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+            }) as CycleObserver
+        });
+        hb_agent::run(config, RunOptions { once: args.once }, observer, shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -1,0 +1,277 @@
+//! The cycle loop: grid-aligned ticks, one cycle per tick (overruns skip missed ticks), state
+//! processing and alert dispatch, persistence through the writer thread, clean shutdown.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hb_config::{Config, Target};
+use hb_core::alerting::{
+    AlertEngine, CycleInput, NoResponseCause, ServiceObservation, WorkerObservation,
+    internet_dependent,
+};
+use hb_core::schedule::{missed_ticks, next_tick_ms};
+use hb_core::{AlertRecord, CycleRecord};
+use tokio_util::sync::CancellationToken;
+
+use crate::cycle::{Probes, SetupError, alert_time_text, iso_timestamp};
+use crate::notify::webhook::{AlertDispatcher, DeliverySettings};
+use crate::store_task::StoreTask;
+
+/// How the loop runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// One cycle at once (no waiting for the grid), persisted, then return.
+    pub once: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("cannot start the database writer: {0}")]
+    Writer(std::io::Error),
+    #[error("the cycle could not be written to {path}: {reason}")]
+    NotPersisted { path: String, reason: String },
+}
+
+/// Called with every finished cycle (the `--json` output).
+pub type CycleObserver = Box<dyn Fn(&CycleRecord) + Send + Sync>;
+
+/// Runs the agent until `shutdown` is cancelled (or one cycle with `once`).
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    observer: Option<CycleObserver>,
+    shutdown: CancellationToken,
+) -> Result<(), AgentError> {
+    let probes = Arc::new(Probes::new(&config)?);
+    let store = StoreTask::spawn(config.db_path.clone(), config.pending_cycles_max)
+        .map_err(AgentError::Writer)?;
+    let store = Arc::new(store);
+
+    let (delivery_tx, mut delivery_rx) = tokio::sync::mpsc::unbounded_channel();
+    let dispatcher = AlertDispatcher::spawn(
+        config.webhook_url.clone(),
+        DeliverySettings::new(config.tz.clone()),
+        delivery_tx,
+        shutdown.child_token(),
+    );
+    let forwarder = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            while let Some(delivery) = delivery_rx.recv().await {
+                store.record_delivery(delivery);
+            }
+        })
+    };
+
+    let dependent: Vec<bool> = config
+        .services
+        .iter()
+        .map(|s| match &s.target {
+            Target::Http { url, .. } => internet_dependent(
+                url.host_str().unwrap_or(""),
+                config.dns_override_ip.is_some(),
+                s.kind(),
+            ),
+            Target::Docker { .. } => false,
+        })
+        .collect();
+    let mut engine = AlertEngine::new(config.status_change_threshold);
+
+    tracing::info!(
+        services = config.services.len(),
+        interval_secs = config.loop_interval.as_secs_f64(),
+        timeout_secs = config.service_timeout.as_secs_f64(),
+        db = %config.db_path.display(),
+        "agent started"
+    );
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+
+    let interval_ms = i64::try_from(config.loop_interval.as_millis()).unwrap_or(i64::MAX);
+    let mut result = Ok(());
+    loop {
+        let tick_ms = if options.once {
+            jiff::Timestamp::now().as_millisecond()
+        } else {
+            let now_ms = jiff::Timestamp::now().as_millisecond();
+            let tick = next_tick_ms(now_ms, interval_ms);
+            let wait = Duration::from_millis(u64::try_from(tick - now_ms).unwrap_or(0));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => tick,
+                () = shutdown.cancelled() => break,
+            }
+        };
+
+        // A cycle interrupted by shutdown is abandoned whole: nothing of it is written.
+        let cycle = tokio::select! {
+            cycle = probes.run_cycle() => cycle,
+            () = shutdown.cancelled() => {
+                tracing::info!("shutdown during a cycle: the cycle is abandoned");
+                break;
+            }
+        };
+
+        let alerts = process_alerts(&mut engine, &cycle, &dependent, &probes, &config);
+        for alert in &alerts {
+            tracing::warn!(item = %alert.item, title = %alert.title, "alert");
+        }
+        tracing::info!("{}", summary_line(&cycle));
+        if let Some(observer) = &observer {
+            observer(&cycle);
+        }
+        store.record_cycle(cycle, alerts.clone());
+        for alert in alerts {
+            dispatcher.dispatch(alert);
+        }
+
+        if options.once {
+            let report = store.sync().await;
+            if report.pending > 0 {
+                result = Err(AgentError::NotPersisted {
+                    path: config.db_path.display().to_string(),
+                    reason: report.last_error.unwrap_or_else(|| "unknown".to_owned()),
+                });
+            }
+            break;
+        }
+
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let missed = missed_ticks(tick_ms, now_ms, interval_ms);
+        if missed > 0 {
+            tracing::warn!(missed, "the cycle overran its interval; skipping missed ticks");
+        }
+    }
+
+    dispatcher.shutdown(Duration::from_secs(5)).await;
+    forwarder.abort();
+    let _ = forwarder.await;
+    let store = match Arc::try_unwrap(store) {
+        Ok(store) => store,
+        Err(_) => return result,
+    };
+    let report = store.stop().await;
+    if report.pending > 0 {
+        tracing::error!(pending = report.pending, "exiting with unwritten cycles");
+    }
+    tracing::info!("agent stopped");
+    result
+}
+
+fn process_alerts(
+    engine: &mut AlertEngine,
+    cycle: &CycleRecord,
+    dependent: &[bool],
+    probes: &Probes,
+    config: &Config,
+) -> Vec<AlertRecord> {
+    let observations: Vec<ServiceObservation<'_>> = cycle
+        .services
+        .iter()
+        .zip(dependent)
+        .map(|(s, dep)| ServiceObservation {
+            name: &s.name,
+            kind: s.kind,
+            outcome: &s.outcome,
+            internet_dependent: *dep,
+        })
+        .collect();
+    let worker = probes.heartbeat_enabled().then(|| {
+        match (cycle.internet.online, cycle.worker_status) {
+            (false, _) => WorkerObservation::NoResponse {
+                cause: NoResponseCause::NoInternet,
+            },
+            (true, Some(code)) => WorkerObservation::Code(code),
+            (true, None) => WorkerObservation::NoResponse {
+                cause: NoResponseCause::Unreachable,
+            },
+        }
+    });
+    let now = jiff::Timestamp::from_millisecond(cycle.timestamp_ms)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_zoned_datetime(config.tz.clone());
+    let time_text = alert_time_text(&now);
+    let drafts = engine.process(&CycleInput {
+        services: &observations,
+        worker,
+        internet_online: cycle.internet.online,
+        time_text: &time_text,
+    });
+    drafts
+        .into_iter()
+        .map(|d| AlertRecord {
+            uid: uuid::Uuid::new_v4().to_string(),
+            created_at: iso_timestamp(&now),
+            item: d.item,
+            old_status: d.old_status,
+            new_status: d.new_status,
+            title: d.title,
+            message: d.message,
+        })
+        .collect()
+}
+
+/// Services listed one by one up to this many; beyond it only the unhealthy ones are named.
+const LIST_ALL_UP_TO: usize = 20;
+const LIST_BAD_UP_TO: usize = 20;
+
+/// The one-line summary of a cycle.
+pub fn summary_line(c: &CycleRecord) -> String {
+    let mut line = format!("cycle {} ms |", c.cycle_duration_ms);
+    let healthy = c
+        .services
+        .iter()
+        .filter(|s| s.outcome.status.is_healthy())
+        .count();
+    let list_all = c.services.len() <= LIST_ALL_UP_TO;
+    if !list_all {
+        let _ = write!(line, " {healthy}/{} healthy", c.services.len());
+    }
+    let mut bad_listed = 0;
+    for s in &c.services {
+        let o = &s.outcome;
+        if o.status.is_healthy() {
+            if list_all {
+                match o.latency_ms {
+                    Some(ms) => {
+                        let _ = write!(line, " {} {ms:.1}ms", s.name);
+                    }
+                    None => {
+                        let _ = write!(line, " {} ok", s.name);
+                    }
+                }
+            }
+        } else {
+            bad_listed += 1;
+            if bad_listed > LIST_BAD_UP_TO {
+                continue;
+            }
+            let _ = write!(
+                line,
+                " {} {} ({})",
+                s.name,
+                o.status,
+                o.reason.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    if bad_listed > LIST_BAD_UP_TO {
+        let _ = write!(line, " …and {} more unhealthy", bad_listed - LIST_BAD_UP_TO);
+    }
+    let _ = write!(
+        line,
+        " | internet {} | worker {} | containers {}",
+        match (c.internet.online, c.internet.ping_ms) {
+            (true, Some(ms)) => format!("{ms:.1}ms"),
+            (true, None) => "up".to_owned(),
+            (false, _) => "DOWN".to_owned(),
+        },
+        c.worker_status
+            .map_or_else(|| "-".to_owned(), |code| code.to_string()),
+        c.container_count
+    );
+    line
+}

@@ -1,0 +1,120 @@
+//! The writer thread: owns the only read-write database connection, writes each cycle in its
+//! own transaction, and keeps what could not be written yet (see `DurableWriter`) until the
+//! database accepts writes again. Runs on a plain thread so SQLite never blocks the runtime.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hb_core::{AlertDelivery, AlertRecord, CycleRecord};
+use hb_store_writer::{DurableWriter, PendingOp};
+
+/// How often the thread retries pending writes when nothing new arrives.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+enum Msg {
+    Op(PendingOp),
+    /// Reply with the number of operations still pending after a write attempt.
+    Sync(mpsc::Sender<SyncReport>),
+    Stop,
+}
+
+/// What a synchronous write attempt achieved.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    pub pending: usize,
+    pub last_error: Option<String>,
+}
+
+/// Handle to the writer thread. Dropping it without [`StoreTask::stop`] leaves the thread to
+/// finish its queue and exit when the channel closes.
+pub struct StoreTask {
+    tx: mpsc::Sender<Msg>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StoreTask {
+    pub fn spawn(path: PathBuf, max_pending: usize) -> std::io::Result<StoreTask> {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let thread = std::thread::Builder::new()
+            .name("hb-writer".to_owned())
+            .spawn(move || writer_loop(DurableWriter::new(path, max_pending), rx))?;
+        Ok(StoreTask {
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn record_cycle(&self, cycle: CycleRecord, alerts: Vec<AlertRecord>) {
+        self.send(Msg::Op(PendingOp::Cycle(cycle, alerts)));
+    }
+
+    pub fn record_delivery(&self, delivery: AlertDelivery) {
+        self.send(Msg::Op(PendingOp::Delivery(delivery)));
+    }
+
+    /// Tries to write everything queued and reports what is left (for `--once`).
+    pub async fn sync(&self) -> SyncReport {
+        let (reply_tx, reply_rx) = mpsc::channel();
+        self.send(Msg::Sync(reply_tx));
+        tokio::task::spawn_blocking(move || reply_rx.recv())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(SyncReport {
+                pending: usize::MAX,
+                last_error: Some("the writer thread stopped".to_owned()),
+            })
+    }
+
+    /// Writes what it can, then stops the thread. Whatever could not be written is reported.
+    pub async fn stop(mut self) -> SyncReport {
+        let report = self.sync().await;
+        self.send(Msg::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        report
+    }
+
+    fn send(&self, msg: Msg) {
+        if self.tx.send(msg).is_err() {
+            tracing::error!("the database writer thread has stopped; a write was lost");
+        }
+    }
+}
+
+fn writer_loop(mut writer: DurableWriter, rx: mpsc::Receiver<Msg>) {
+    loop {
+        match rx.recv_timeout(RETRY_EVERY) {
+            Ok(Msg::Op(op)) => {
+                writer.submit(op);
+            }
+            Ok(Msg::Sync(reply)) => {
+                let report = writer.flush();
+                let _ = reply.send(SyncReport {
+                    pending: writer.pending(),
+                    last_error: report.last_error,
+                });
+            }
+            Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if writer.pending() > 0 {
+                    writer.flush();
+                }
+                if writer.pending() > 0 {
+                    tracing::error!(
+                        pending = writer.pending(),
+                        "stopping with cycles that could not be written"
+                    );
+                }
+                return;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if writer.pending() > 0 {
+                    writer.flush();
+                }
+            }
+        }
+    }
+}
