@@ -1,1 +1,153 @@
-//! Aggregates the dashboard reads, maintained inside each cycle's transaction.
+//! Aggregates the dashboard reads, maintained inside each cycle's transaction: one row per tier
+//! block (day, hour, minute) for the cycle and one per service, merged read-modify-write so a
+//! block always equals the aggregate of the raw rows it spans.
+
+use hb_core::CycleRecord;
+use hb_store::rollup_schema::{Counts, CycleAcc, ServiceAcc, Stat, TIERS_S};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+const SELECT_CYCLE: &str = "SELECT n, cpu_sum, ram_sum, disk_sum, dur_n, dur_sum, dur_min, \
+     dur_max, ping_n, ping_sum, ping_min, ping_max, inet_up, workers \
+     FROM rollup_cycles WHERE tier_s = ?1 AND start_s = ?2";
+
+const UPSERT_CYCLE: &str = "INSERT OR REPLACE INTO rollup_cycles (tier_s, start_s, n, cpu_sum, \
+     ram_sum, disk_sum, dur_n, dur_sum, dur_min, dur_max, ping_n, ping_sum, ping_min, ping_max, \
+     inet_up, workers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+const SELECT_SERVICE: &str = "SELECT n, healthy, error, timeout, down, unknown, lat_n, lat_sum, \
+     lat_min, lat_max, hist FROM rollup_services \
+     WHERE tier_s = ?1 AND start_s = ?2 AND service_name = ?3";
+
+const UPSERT_SERVICE: &str = "INSERT OR REPLACE INTO rollup_services (tier_s, start_s, \
+     service_name, n, healthy, error, timeout, down, unknown, lat_n, lat_sum, lat_min, lat_max, \
+     hist) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn stat_cols(s: &Stat) -> (i64, f64, Option<f64>, Option<f64>) {
+    (count(s.n), s.sum, s.min_opt(), s.max_opt())
+}
+
+/// Adds `cycle` to every tier block holding its instant.
+pub(crate) fn apply(tx: &Transaction<'_>, cycle: &CycleRecord) -> rusqlite::Result<()> {
+    let mut c = CycleAcc::default();
+    c.add(
+        cycle.host.cpu_percent,
+        cycle.host.ram_percent,
+        cycle.host.disk_percent,
+        Some(cycle.cycle_duration_ms as f64),
+        cycle.internet.online,
+        cycle.internet.ping_ms,
+        cycle.worker_status.map(i64::from),
+    );
+    let services: Vec<(&str, ServiceAcc)> = cycle
+        .services
+        .iter()
+        .map(|s| {
+            let mut acc = ServiceAcc::default();
+            acc.add(s.outcome.status.as_str(), s.outcome.latency_ms);
+            (s.name.as_str(), acc)
+        })
+        .collect();
+    let at_s = cycle.timestamp_ms.div_euclid(1000);
+    for tier in TIERS_S {
+        let start = at_s.div_euclid(tier) * tier;
+        merge_cycle(tx, tier, start, &c)?;
+        for (name, acc) in &services {
+            merge_service(tx, tier, start, name, acc)?;
+        }
+    }
+    Ok(())
+}
+
+fn merge_cycle(
+    tx: &Transaction<'_>,
+    tier: i64,
+    start: i64,
+    add: &CycleAcc,
+) -> rusqlite::Result<()> {
+    let mut acc = tx
+        .prepare_cached(SELECT_CYCLE)?
+        .query_row(params![tier, start], |r| {
+            Ok(CycleAcc {
+                n: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                cpu_sum: r.get(1)?,
+                ram_sum: r.get(2)?,
+                disk_sum: r.get(3)?,
+                duration: Stat::from_columns(r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?),
+                ping: Stat::from_columns(r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?),
+                inet_up: u64::try_from(r.get::<_, i64>(12)?).unwrap_or(0),
+                workers: Counts::decode(&r.get::<_, Vec<u8>>(13)?),
+            })
+        })
+        .optional()?
+        .unwrap_or_default();
+    acc.merge(add);
+    let d = stat_cols(&acc.duration);
+    let p = stat_cols(&acc.ping);
+    tx.prepare_cached(UPSERT_CYCLE)?.execute(params![
+        tier,
+        start,
+        count(acc.n),
+        acc.cpu_sum,
+        acc.ram_sum,
+        acc.disk_sum,
+        d.0,
+        d.1,
+        d.2,
+        d.3,
+        p.0,
+        p.1,
+        p.2,
+        p.3,
+        count(acc.inet_up),
+        acc.workers.encode(),
+    ])?;
+    Ok(())
+}
+
+fn merge_service(
+    tx: &Transaction<'_>,
+    tier: i64,
+    start: i64,
+    name: &str,
+    add: &ServiceAcc,
+) -> rusqlite::Result<()> {
+    let mut acc = tx
+        .prepare_cached(SELECT_SERVICE)?
+        .query_row(params![tier, start, name], |r| {
+            let c = |i: usize| -> rusqlite::Result<u64> {
+                Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+            };
+            Ok(ServiceAcc {
+                n: c(0)?,
+                statuses: [c(1)?, c(2)?, c(3)?, c(4)?, c(5)?],
+                latency: Stat::from_columns(r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?),
+                hist: Counts::decode(&r.get::<_, Vec<u8>>(10)?),
+            })
+        })
+        .optional()?
+        .unwrap_or_default();
+    acc.merge(add);
+    let l = stat_cols(&acc.latency);
+    let [h, e, t, d, u] = acc.statuses.map(count);
+    tx.prepare_cached(UPSERT_SERVICE)?.execute(params![
+        tier,
+        start,
+        name,
+        count(acc.n),
+        h,
+        e,
+        t,
+        d,
+        u,
+        l.0,
+        l.1,
+        l.2,
+        l.3,
+        acc.hist.encode(),
+    ])?;
+    Ok(())
+}

@@ -1,0 +1,640 @@
+//! The read-only reader: connections opened with `SQLITE_OPEN_READ_ONLY` (never a PRAGMA that
+//! writes, never `immutable`), and every query the dashboard asks. Time windows are answered from
+//! the rollup tables where they cover the window and from raw rows otherwise (older databases),
+//! into the same mergeable aggregates, so both paths give the same numbers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::rollup_schema::{Counts, CycleAcc, ServiceAcc, Stat, TIERS_S};
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The database is not there yet (missing file, no tables): retry later.
+    #[error("database not ready: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl ReadError {
+    fn classify(e: rusqlite::Error) -> ReadError {
+        if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+            let no_table = msg.as_deref().is_some_and(|m| m.contains("no such table"));
+            match f.code {
+                rusqlite::ErrorCode::CannotOpen => {
+                    return ReadError::Unavailable("the database file cannot be opened".into());
+                }
+                rusqlite::ErrorCode::NotADatabase => {
+                    return ReadError::Unavailable("the file is not a SQLite database".into());
+                }
+                _ if no_table => {
+                    return ReadError::Unavailable("the database has no tables yet".into());
+                }
+                _ => {}
+            }
+        }
+        ReadError::Sqlite(e)
+    }
+}
+
+/// How many idle connections the reader keeps.
+const POOL_MAX: usize = 8;
+
+/// A pool of read-only connections to one database file. Opening never fails: a missing or
+/// empty database shows up as [`ReadError::Unavailable`] on the first query.
+#[derive(Debug)]
+pub struct Reader {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// What the database holds, probed once per query so an upgrade by the agent is seen at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaInfo {
+    pub has_ts_ms: bool,
+    pub has_alerts: bool,
+    /// `Some(ms)` when rollups exist and cover every cycle from `ms` on.
+    pub rollups_from_ms: Option<i64>,
+}
+
+/// Which rows answered a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Raw,
+    Rollup,
+    Mixed,
+}
+
+impl Reader {
+    pub fn new(path: impl Into<PathBuf>) -> Reader {
+        Reader {
+            path: path.into(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open(&self) -> Result<Connection, ReadError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(ReadError::classify)?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    /// Runs `f` inside one read transaction (a consistent snapshot; no write lock).
+    pub fn query<T>(
+        &self,
+        f: impl FnOnce(&Query<'_>) -> Result<T, ReadError>,
+    ) -> Result<T, ReadError> {
+        let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        let result = run_query(&conn, f);
+        // A connection that failed may be stuck on a file that was replaced: drop it.
+        if result.is_ok()
+            && let Ok(mut idle) = self.idle.lock()
+            && idle.len() < POOL_MAX
+        {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+fn run_query<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Query<'_>) -> Result<T, ReadError>,
+) -> Result<T, ReadError> {
+    conn.execute_batch("BEGIN").map_err(ReadError::classify)?;
+    let result = probe_schema(conn).and_then(|schema| f(&Query { conn, schema }));
+    // COMMIT of a read transaction only releases the snapshot.
+    let end = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let value = result?;
+    end.map_err(ReadError::classify)?;
+    Ok(value)
+}
+
+fn probe_schema(conn: &Connection) -> Result<SchemaInfo, ReadError> {
+    let mut tables = Vec::new();
+    {
+        let mut st = conn
+            .prepare_cached("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .map_err(ReadError::classify)?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(ReadError::classify)?;
+        for r in rows {
+            tables.push(r.map_err(ReadError::classify)?);
+        }
+    }
+    let has = |t: &str| tables.iter().any(|n| n == t);
+    if !has("monitoring_cycles") || !has("service_checks") {
+        return Err(ReadError::Unavailable(
+            "the database has no tables yet (waiting for the agent)".into(),
+        ));
+    }
+    let has_ts_ms: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('monitoring_cycles') WHERE name = 'ts_ms')",
+        )?
+        .query_row([], |r| r.get(0))?;
+    let rollups_from_ms = if has("rollup_meta") && has("rollup_cycles") && has("rollup_services") {
+        conn.prepare_cached("SELECT value FROM rollup_meta WHERE key = 'covered_from_ms'")?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .optional()?
+    } else {
+        None
+    };
+    Ok(SchemaInfo {
+        has_ts_ms,
+        has_alerts: has("alerts"),
+        rollups_from_ms: rollups_from_ms.filter(|_| has_ts_ms),
+    })
+}
+
+/// One check of the newest cycle, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRow {
+    pub name: String,
+    pub url: Option<String>,
+    pub status: String,
+    pub status_code: Option<i64>,
+    pub latency_ms: Option<f64>,
+    pub error_message: Option<String>,
+}
+
+/// The newest cycle and its checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestCycle {
+    pub id: String,
+    pub timestamp: String,
+    /// The instant of `timestamp`, when it parses.
+    pub ts_ms: Option<i64>,
+    pub cpu_percent: f64,
+    pub ram_percent: f64,
+    pub ram_used_mb: f64,
+    pub disk_percent: f64,
+    pub uptime_seconds: Option<f64>,
+    pub container_count: i64,
+    pub internet_status: bool,
+    pub ping_ms: Option<f64>,
+    pub worker_status: Option<i64>,
+    pub cycle_duration_ms: Option<i64>,
+    pub checks: Vec<CheckRow>,
+}
+
+/// One alert row.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub created_at: Option<String>,
+    pub item: Option<String>,
+    pub old_status: Option<String>,
+    pub new_status: Option<String>,
+    pub title: Option<String>,
+    pub message: Option<String>,
+    pub attempts: Option<i64>,
+    pub delivered_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The aggregates of one bucket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BucketAcc {
+    pub cycles: CycleAcc,
+    pub services: HashMap<String, ServiceAcc>,
+}
+
+/// Buckets `[start_s + i*width_s, start_s + (i+1)*width_s)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub start_s: i64,
+    pub width_s: i64,
+    pub buckets: Vec<BucketAcc>,
+    pub source: Source,
+}
+
+/// Queries within one read transaction.
+pub struct Query<'c> {
+    conn: &'c Connection,
+    schema: SchemaInfo,
+}
+
+/// The instant of a stored ISO-8601 timestamp.
+pub fn parse_instant_ms(ts: &str) -> Option<i64> {
+    ts.trim()
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
+impl Query<'_> {
+    pub fn schema(&self) -> SchemaInfo {
+        self.schema
+    }
+
+    /// The newest cycle, `None` when there is none.
+    pub fn latest_cycle(&self) -> Result<Option<LatestCycle>, ReadError> {
+        let order = if self.schema.has_ts_ms {
+            "ts_ms DESC, timestamp_lima DESC"
+        } else {
+            "timestamp_lima DESC"
+        };
+        let sql = format!(
+            "SELECT id, timestamp_lima, cpu_percent, ram_percent, ram_used_mb, disk_percent,
+                    uptime_seconds, container_count, internet_status, ping_ms, worker_status,
+                    cycle_duration_ms
+               FROM monitoring_cycles ORDER BY {order} LIMIT 1"
+        );
+        let row = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([], |r| {
+                let timestamp: String = r.get(1)?;
+                Ok(LatestCycle {
+                    id: r.get(0)?,
+                    ts_ms: parse_instant_ms(&timestamp),
+                    timestamp,
+                    cpu_percent: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
+                    ram_percent: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+                    ram_used_mb: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                    disk_percent: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+                    uptime_seconds: r.get(6)?,
+                    container_count: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+                    internet_status: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
+                    ping_ms: r.get(9)?,
+                    worker_status: r.get(10)?,
+                    cycle_duration_ms: r.get(11)?,
+                    checks: Vec::new(),
+                })
+            })
+            .optional()?;
+        let Some(mut cycle) = row else {
+            return Ok(None);
+        };
+        let mut st = self.conn.prepare_cached(
+            "SELECT service_name, service_url, status, status_code, latency_ms, error_message
+               FROM service_checks WHERE cycle_id = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([&cycle.id], |r| {
+            Ok(CheckRow {
+                name: r.get(0)?,
+                url: r.get(1)?,
+                status: r.get(2)?,
+                status_code: r.get(3)?,
+                latency_ms: r.get(4)?,
+                error_message: r.get(5)?,
+            })
+        })?;
+        for r in rows {
+            cycle.checks.push(r?);
+        }
+        Ok(Some(cycle))
+    }
+
+    /// Newest alerts first; an empty list when the database predates the alerts table.
+    pub fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>, ReadError> {
+        if !self.schema.has_alerts {
+            return Ok(Vec::new());
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, created_at, item, old_status, new_status, title, message, attempts,
+                    delivered_at, last_error
+               FROM alerts ORDER BY created_ms DESC, id DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| {
+            Ok(AlertRow {
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+                item: r.get(2)?,
+                old_status: r.get(3)?,
+                new_status: r.get(4)?,
+                title: r.get(5)?,
+                message: r.get(6)?,
+                attempts: r.get(7)?,
+                delivered_at: r.get(8)?,
+                last_error: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Aggregates `count` buckets of `width_s` seconds from `start_s`. Rollups answer the part
+    /// of the window they cover when the buckets are whole minutes; raw rows answer the rest.
+    pub fn window(&self, start_s: i64, width_s: i64, count: usize) -> Result<Window, ReadError> {
+        self.window_with(start_s, width_s, count, true)
+    }
+
+    /// [`Query::window`] with the rollups optionally ignored (tests compare the two paths).
+    pub fn window_with(
+        &self,
+        start_s: i64,
+        width_s: i64,
+        count: usize,
+        use_rollups: bool,
+    ) -> Result<Window, ReadError> {
+        let width_s = width_s.max(1);
+        let mut buckets = vec![BucketAcc::default(); count];
+        let end_s = start_s + width_s * count as i64;
+        let minute_grid = width_s % 60 == 0 && start_s % 60 == 0;
+        let split_s = match self.schema.rollups_from_ms {
+            Some(from_ms) if use_rollups && minute_grid => {
+                // Rollups hold whole minutes only from the first full minute they cover.
+                let from_s = (from_ms + 59_999).div_euclid(60_000) * 60;
+                from_s.clamp(start_s, end_s)
+            }
+            _ => end_s,
+        };
+        if split_s > start_s {
+            self.raw_into(&mut buckets, start_s, width_s, start_s, split_s)?;
+        }
+        if split_s < end_s {
+            self.rollups_into(&mut buckets, start_s, width_s, split_s)?;
+        }
+        let source = if split_s == end_s {
+            Source::Raw
+        } else if split_s == start_s {
+            Source::Rollup
+        } else {
+            Source::Mixed
+        };
+        Ok(Window {
+            start_s,
+            width_s,
+            buckets,
+            source,
+        })
+    }
+
+    fn raw_into(
+        &self,
+        buckets: &mut [BucketAcc],
+        start_s: i64,
+        width_s: i64,
+        from_s: i64,
+        to_s: i64,
+    ) -> Result<(), ReadError> {
+        let (from_ms, to_ms) = (from_s * 1000, to_s * 1000);
+        let bucket_of = |ts_ms: i64| -> Option<usize> {
+            if ts_ms < from_ms || ts_ms >= to_ms {
+                return None;
+            }
+            usize::try_from((ts_ms - start_s * 1000).div_euclid(width_s * 1000)).ok()
+        };
+        // Rows without an instant column are pre-filtered by date with a margin wider than any
+        // UTC offset, then compared as instants.
+        let day = |s: i64| {
+            jiff::Timestamp::from_second(s)
+                .map(|t| t.strftime("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        };
+        let lo_day = day(from_s - 15 * 3600);
+        let hi_day = day(to_s + 15 * 3600 + 86_400);
+        let cycle_cols = "c.cpu_percent, c.ram_percent, c.disk_percent, c.cycle_duration_ms,
+                          c.internet_status, c.ping_ms, c.worker_status";
+        let mut queries: Vec<(String, Vec<rusqlite::types::Value>)> = Vec::new();
+        if self.schema.has_ts_ms {
+            queries.push((
+                "c.ts_ms >= ?1 AND c.ts_ms < ?2".into(),
+                vec![from_ms.into(), to_ms.into()],
+            ));
+            queries.push((
+                "c.ts_ms IS NULL AND c.timestamp_lima >= ?1 AND c.timestamp_lima < ?2".into(),
+                vec![lo_day.clone().into(), hi_day.clone().into()],
+            ));
+        } else {
+            queries.push((
+                "c.timestamp_lima >= ?1 AND c.timestamp_lima < ?2".into(),
+                vec![lo_day.into(), hi_day.into()],
+            ));
+        }
+        let ts_col = if self.schema.has_ts_ms {
+            "c.ts_ms"
+        } else {
+            "NULL"
+        };
+        for (cond, args) in &queries {
+            let sql = format!(
+                "SELECT {ts_col}, c.timestamp_lima, {cycle_cols} FROM monitoring_cycles c WHERE {cond}"
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
+            while let Some(r) = rows.next()? {
+                let ts = match r.get::<_, Option<i64>>(0)? {
+                    Some(ms) => Some(ms),
+                    None => parse_instant_ms(&r.get::<_, String>(1)?),
+                };
+                let Some(i) = ts.and_then(bucket_of) else {
+                    continue;
+                };
+                let Some(b) = buckets.get_mut(i) else {
+                    continue;
+                };
+                b.cycles.add(
+                    r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
+                    r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+                    r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                    r.get::<_, Option<f64>>(5)?,
+                    r.get::<_, Option<bool>>(6)?.unwrap_or(false),
+                    r.get::<_, Option<f64>>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
+                );
+            }
+            let sql = format!(
+                "SELECT {ts_col}, c.timestamp_lima, s.service_name, s.status, s.latency_ms
+                   FROM monitoring_cycles c JOIN service_checks s ON s.cycle_id = c.id
+                  WHERE {cond}"
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
+            while let Some(r) = rows.next()? {
+                let ts = match r.get::<_, Option<i64>>(0)? {
+                    Some(ms) => Some(ms),
+                    None => parse_instant_ms(&r.get::<_, String>(1)?),
+                };
+                let Some(i) = ts.and_then(bucket_of) else {
+                    continue;
+                };
+                let Some(b) = buckets.get_mut(i) else {
+                    continue;
+                };
+                let name = text(r, 2)?;
+                let status = text(r, 3)?;
+                let latency = r.get::<_, Option<f64>>(4)?;
+                match b.services.get_mut(name) {
+                    Some(acc) => acc.add(status, latency),
+                    None => {
+                        let mut acc = ServiceAcc::default();
+                        acc.add(status, latency);
+                        b.services.insert(name.to_owned(), acc);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn rollups_into(
+        &self,
+        buckets: &mut [BucketAcc],
+        start_s: i64,
+        width_s: i64,
+        from_s: i64,
+    ) -> Result<(), ReadError> {
+        let mut pieces = Vec::new();
+        for i in 0..buckets.len() {
+            let a = (start_s + width_s * i as i64).max(from_s);
+            let b = start_s + width_s * (i as i64 + 1);
+            if a < b {
+                cover(a, b, &TIERS_S, &mut pieces);
+            }
+        }
+        // Adjacent pieces of one tier become one range query; rows are assigned to buckets by
+        // their start, and no piece straddles a bucket boundary.
+        pieces.sort_by_key(|p| (p.0, p.1));
+        let mut merged: Vec<(i64, i64, i64)> = Vec::new();
+        for p in pieces {
+            match merged.last_mut() {
+                Some(last) if last.0 == p.0 && last.2 == p.1 => last.2 = p.2,
+                _ => merged.push(p),
+            }
+        }
+        let idx = |s: i64| usize::try_from((s - start_s).div_euclid(width_s)).ok();
+        let mut cst = self.conn.prepare_cached(
+            "SELECT start_s, n, cpu_sum, ram_sum, disk_sum, dur_n, dur_sum, dur_min, dur_max,
+                    ping_n, ping_sum, ping_min, ping_max, inet_up, workers
+               FROM rollup_cycles WHERE tier_s = ?1 AND start_s >= ?2 AND start_s < ?3",
+        )?;
+        let mut sst = self.conn.prepare_cached(
+            "SELECT start_s, service_name, n, healthy, error, timeout, down, unknown,
+                    lat_n, lat_sum, lat_min, lat_max, hist
+               FROM rollup_services WHERE tier_s = ?1 AND start_s >= ?2 AND start_s < ?3",
+        )?;
+        for (tier, a, b) in merged {
+            let mut rows = cst.query(params![tier, a, b])?;
+            while let Some(r) = rows.next()? {
+                let Some(bucket) = idx(r.get(0)?).and_then(|i| buckets.get_mut(i)) else {
+                    continue;
+                };
+                let acc = CycleAcc {
+                    n: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    cpu_sum: r.get(2)?,
+                    ram_sum: r.get(3)?,
+                    disk_sum: r.get(4)?,
+                    duration: Stat::from_columns(r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
+                    ping: Stat::from_columns(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
+                    inet_up: u64::try_from(r.get::<_, i64>(13)?).unwrap_or(0),
+                    workers: Counts::decode(&blob(r, 14)?),
+                };
+                bucket.cycles.merge(&acc);
+            }
+            let mut rows = sst.query(params![tier, a, b])?;
+            while let Some(r) = rows.next()? {
+                let Some(bucket) = idx(r.get(0)?).and_then(|i| buckets.get_mut(i)) else {
+                    continue;
+                };
+                let count = |i: usize| -> rusqlite::Result<u64> {
+                    Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+                };
+                let acc = ServiceAcc {
+                    n: count(2)?,
+                    statuses: [count(3)?, count(4)?, count(5)?, count(6)?, count(7)?],
+                    latency: Stat::from_columns(r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?),
+                    hist: Counts::decode(&blob(r, 12)?),
+                };
+                let name = text(r, 1)?;
+                match bucket.services.get_mut(name) {
+                    Some(s) => s.merge(&acc),
+                    None => {
+                        bucket.services.insert(name.to_owned(), acc);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn blob(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<u8>> {
+    Ok(match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Blob(b) => b.to_vec(),
+        _ => Vec::new(),
+    })
+}
+
+/// Covers `[a, b)` (whole minutes) with the largest tier blocks that fit, as
+/// `(tier_s, from_s, to_s)` ranges of block starts.
+fn cover(a: i64, b: i64, tiers: &[i64], out: &mut Vec<(i64, i64, i64)>) {
+    let Some((&tier, smaller)) = tiers.split_first() else {
+        return;
+    };
+    if smaller.is_empty() {
+        if a < b {
+            out.push((tier, a, b));
+        }
+        return;
+    }
+    let ca = a.div_euclid(tier) * tier + if a.rem_euclid(tier) == 0 { 0 } else { tier };
+    let cb = b.div_euclid(tier) * tier;
+    if ca < cb {
+        cover(a, ca, smaller, out);
+        out.push((tier, ca, cb));
+        cover(cb, b, smaller, out);
+    } else {
+        cover(a, b, smaller, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cover_uses_largest_blocks() {
+        let mut out = Vec::new();
+        // 23:00 on day 0 to 02:30 on day 2.
+        cover(82_800, 2 * 86_400 + 9_000, &TIERS_S, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                (3_600, 82_800, 86_400),
+                (86_400, 86_400, 172_800),
+                (3_600, 172_800, 180_000),
+                (60, 180_000, 181_800),
+            ]
+        );
+        let mut out = Vec::new();
+        cover(120, 240, &TIERS_S, &mut out);
+        assert_eq!(out, vec![(60, 120, 240)]);
+    }
+
+    #[test]
+    fn parses_instants_with_any_offset() {
+        assert_eq!(
+            parse_instant_ms("2026-11-29T15:41:02.123456-05:00"),
+            parse_instant_ms("2026-11-29T20:41:02.123456+00:00")
+        );
+        assert_eq!(parse_instant_ms("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_instant_ms("garbage"), None);
+    }
+}

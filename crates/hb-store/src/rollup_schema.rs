@@ -1,0 +1,363 @@
+//! The rollup tables (migration 3) and their row format: mergeable per-tier aggregates of cycles
+//! and service checks, shared by the writer that maintains them and the reader that answers
+//! dashboard ranges from them. Pure code: no connection is opened here.
+
+use std::collections::BTreeMap;
+
+/// Tier widths in seconds, largest first. Every block starts at a multiple of its width since
+/// the Unix epoch, so a block of a larger tier is an exact union of blocks of the smaller ones.
+pub const TIERS_S: [i64; 3] = [86_400, 3_600, 60];
+
+/// Migration 3: rollup tables. `rollup_meta.covered_from_ms` is the first instant from which
+/// every cycle is rolled up (the first minute boundary after the newest cycle that existed when
+/// the migration ran); earlier data is read from raw rows.
+pub const MIGRATION_3_SQL: &str = "
+CREATE TABLE rollup_cycles (
+    tier_s INTEGER NOT NULL,
+    start_s INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    cpu_sum REAL NOT NULL,
+    ram_sum REAL NOT NULL,
+    disk_sum REAL NOT NULL,
+    dur_n INTEGER NOT NULL,
+    dur_sum REAL NOT NULL,
+    dur_min REAL,
+    dur_max REAL,
+    ping_n INTEGER NOT NULL,
+    ping_sum REAL NOT NULL,
+    ping_min REAL,
+    ping_max REAL,
+    inet_up INTEGER NOT NULL,
+    workers BLOB NOT NULL,
+    PRIMARY KEY (tier_s, start_s)
+) WITHOUT ROWID;
+CREATE TABLE rollup_services (
+    tier_s INTEGER NOT NULL,
+    start_s INTEGER NOT NULL,
+    service_name TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    healthy INTEGER NOT NULL,
+    error INTEGER NOT NULL,
+    timeout INTEGER NOT NULL,
+    down INTEGER NOT NULL,
+    unknown INTEGER NOT NULL,
+    lat_n INTEGER NOT NULL,
+    lat_sum REAL NOT NULL,
+    lat_min REAL,
+    lat_max REAL,
+    hist BLOB NOT NULL,
+    PRIMARY KEY (tier_s, start_s, service_name)
+) WITHOUT ROWID;
+CREATE TABLE rollup_meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO rollup_meta (key, value)
+    SELECT 'covered_from_ms', COALESCE((MAX(ts_ms) / 60000 + 1) * 60000, 0) FROM monitoring_cycles;
+";
+
+/// Running count/sum/min/max of one measure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    pub n: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Default for Stat {
+    fn default() -> Self {
+        Stat {
+            n: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl Stat {
+    pub fn add(&mut self, v: f64) {
+        self.n += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    pub fn merge(&mut self, o: &Stat) {
+        self.n += o.n;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+    }
+
+    pub fn avg(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+
+    pub fn min_opt(&self) -> Option<f64> {
+        (self.n > 0).then_some(self.min)
+    }
+
+    pub fn max_opt(&self) -> Option<f64> {
+        (self.n > 0).then_some(self.max)
+    }
+
+    /// `max − min`, the jitter of the SPEC.
+    pub fn jitter(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.max - self.min)
+    }
+
+    /// Rebuilds a stat from its stored columns (`min`/`max` are NULL when `n` is 0).
+    pub fn from_columns(n: i64, sum: f64, min: Option<f64>, max: Option<f64>) -> Stat {
+        let n = u64::try_from(n).unwrap_or(0);
+        if n == 0 {
+            return Stat::default();
+        }
+        Stat {
+            n,
+            sum,
+            min: min.unwrap_or(f64::INFINITY),
+            max: max.unwrap_or(f64::NEG_INFINITY),
+        }
+    }
+}
+
+/// Relative width of one latency histogram bin: percentiles read from the histogram are within
+/// about ±1 % of the exact value (the bin's geometric centre, clamped to the observed min/max).
+pub const HIST_RATIO: f64 = 1.02;
+const HIST_BASE_MS: f64 = 0.01;
+const HIST_MAX_BIN: u16 = 2_000;
+
+/// Histogram bin of a latency in ms. Bin 0 holds everything at or below 0.01 ms.
+pub fn hist_bin(latency_ms: f64) -> u16 {
+    if latency_ms.is_nan() || latency_ms <= HIST_BASE_MS {
+        return 0;
+    }
+    let b = ((latency_ms / HIST_BASE_MS).ln() / HIST_RATIO.ln()).floor() + 1.0;
+    if b >= f64::from(HIST_MAX_BIN) {
+        HIST_MAX_BIN
+    } else {
+        b as u16
+    }
+}
+
+/// The value a bin stands for: its geometric centre.
+pub fn hist_value(bin: u16) -> f64 {
+    if bin == 0 {
+        return HIST_BASE_MS;
+    }
+    HIST_BASE_MS * HIST_RATIO.powi(i32::from(bin) - 1) * HIST_RATIO.sqrt()
+}
+
+/// Sparse counts keyed by a small integer (latency bins, or worker status codes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counts(pub BTreeMap<u16, u64>);
+
+impl Counts {
+    pub fn add(&mut self, key: u16, n: u64) {
+        *self.0.entry(key).or_insert(0) += n;
+    }
+
+    pub fn merge(&mut self, o: &Counts) {
+        for (k, v) in &o.0 {
+            self.add(*k, *v);
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// Little-endian `(u16 key, u32 count)` pairs in key order.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.0.len() * 6);
+        for (k, v) in &self.0 {
+            out.extend_from_slice(&k.to_le_bytes());
+            out.extend_from_slice(&u32::try_from(*v).unwrap_or(u32::MAX).to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes [`Counts::encode`]; a truncated tail is ignored.
+    pub fn decode(bytes: &[u8]) -> Counts {
+        let mut c = Counts::default();
+        for ch in bytes.chunks_exact(6) {
+            let k = u16::from_le_bytes([ch[0], ch[1]]);
+            let v = u32::from_le_bytes([ch[2], ch[3], ch[4], ch[5]]);
+            c.add(k, u64::from(v));
+        }
+        c
+    }
+
+    /// Nearest-rank percentile of a latency histogram, clamped to the observed range.
+    pub fn percentile(&self, p: f64, lat: &Stat) -> Option<f64> {
+        let total = self.total();
+        if total == 0 || lat.n == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (bin, n) in &self.0 {
+            seen += n;
+            if seen >= rank {
+                return Some(hist_value(*bin).clamp(lat.min, lat.max));
+            }
+        }
+        Some(lat.max)
+    }
+}
+
+/// Key for a worker status in [`CycleAcc::workers`]: the HTTP code, 0 for no answer.
+pub fn worker_key(code: Option<i64>) -> u16 {
+    code.and_then(|c| u16::try_from(c).ok()).unwrap_or(0)
+}
+
+/// Aggregate of monitoring cycles over some span.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CycleAcc {
+    pub n: u64,
+    pub cpu_sum: f64,
+    pub ram_sum: f64,
+    pub disk_sum: f64,
+    pub duration: Stat,
+    pub ping: Stat,
+    pub inet_up: u64,
+    pub workers: Counts,
+}
+
+impl CycleAcc {
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        cpu: f64,
+        ram: f64,
+        disk: f64,
+        duration_ms: Option<f64>,
+        internet_up: bool,
+        ping_ms: Option<f64>,
+        worker_status: Option<i64>,
+    ) {
+        self.n += 1;
+        self.cpu_sum += cpu;
+        self.ram_sum += ram;
+        self.disk_sum += disk;
+        if let Some(d) = duration_ms {
+            self.duration.add(d);
+        }
+        if let Some(p) = ping_ms {
+            self.ping.add(p);
+        }
+        if internet_up {
+            self.inet_up += 1;
+        }
+        self.workers.add(worker_key(worker_status), 1);
+    }
+
+    pub fn merge(&mut self, o: &CycleAcc) {
+        self.n += o.n;
+        self.cpu_sum += o.cpu_sum;
+        self.ram_sum += o.ram_sum;
+        self.disk_sum += o.disk_sum;
+        self.duration.merge(&o.duration);
+        self.ping.merge(&o.ping);
+        self.inet_up += o.inet_up;
+        self.workers.merge(&o.workers);
+    }
+}
+
+/// Status counters in the order healthy, error, timeout, down, unknown (any other stored
+/// status string counts as unknown).
+pub fn status_index(status: &str) -> usize {
+    match status {
+        "healthy" => 0,
+        "error" => 1,
+        "timeout" => 2,
+        "down" => 3,
+        _ => 4,
+    }
+}
+
+pub const STATUS_NAMES: [&str; 5] = ["healthy", "error", "timeout", "down", "unknown"];
+
+/// Aggregate of one service's checks over some span.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceAcc {
+    pub n: u64,
+    pub statuses: [u64; 5],
+    pub latency: Stat,
+    pub hist: Counts,
+}
+
+impl ServiceAcc {
+    pub fn add(&mut self, status: &str, latency_ms: Option<f64>) {
+        self.n += 1;
+        self.statuses[status_index(status)] += 1;
+        if let Some(l) = latency_ms {
+            self.latency.add(l);
+            self.hist.add(hist_bin(l), 1);
+        }
+    }
+
+    pub fn merge(&mut self, o: &ServiceAcc) {
+        self.n += o.n;
+        for (a, b) in self.statuses.iter_mut().zip(o.statuses.iter()) {
+            *a += b;
+        }
+        self.latency.merge(&o.latency);
+        self.hist.merge(&o.hist);
+    }
+
+    pub fn healthy(&self) -> u64 {
+        self.statuses[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_are_within_one_percent() {
+        for v in [0.5, 1.0, 12.0, 99.9, 250.0, 1234.5, 30_000.0] {
+            let r = hist_value(hist_bin(v));
+            assert!((r - v).abs() / v <= 0.0101, "{v} -> {r}");
+        }
+        assert_eq!(hist_bin(0.0), 0);
+        assert_eq!(hist_bin(-3.0), 0);
+        assert_eq!(hist_bin(f64::NAN), 0);
+    }
+
+    #[test]
+    fn counts_round_trip_and_percentiles() {
+        let mut c = Counts::default();
+        let mut s = Stat::default();
+        for v in 1..=100 {
+            c.add(hist_bin(f64::from(v)), 1);
+            s.add(f64::from(v));
+        }
+        assert_eq!(Counts::decode(&c.encode()), c);
+        let p50 = c.percentile(50.0, &s).expect("data");
+        assert!((p50 - 50.0).abs() <= 0.5, "{p50}");
+        assert_eq!(c.percentile(100.0, &s), Some(100.0));
+        assert_eq!(Counts::default().percentile(50.0, &Stat::default()), None);
+    }
+
+    #[test]
+    fn stat_merge_matches_adding() {
+        let mut a = Stat::default();
+        let mut b = Stat::default();
+        let mut all = Stat::default();
+        for v in [3.0, 9.0] {
+            a.add(v);
+            all.add(v);
+        }
+        for v in [1.0, 4.0] {
+            b.add(v);
+            all.add(v);
+        }
+        a.merge(&b);
+        assert_eq!(a, all);
+        assert_eq!(a.jitter(), Some(8.0));
+    }
+}
