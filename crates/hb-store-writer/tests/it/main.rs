@@ -1,0 +1,9 @@
+//! Integration tests of the writer against real SQLite files in temporary directories.
+
+mod alerts;
+mod atomic;
+mod crash;
+mod queue;
+mod schema;
+mod support;
+mod upgrade;

@@ -1,0 +1,218 @@
+//! The database schema as data: numbered migrations, applied in order by `hb-store-writer` and
+//! recorded in `PRAGMA user_version`. A migration that has landed is never edited; changes go in
+//! a new one appended at the end. This module only describes; it executes nothing.
+
+/// A column that a migration adds to an existing table when the table lacks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddColumn {
+    pub table: &'static str,
+    pub column: &'static str,
+    /// Type and constraints after the column name; must be nullable or carry a default, as
+    /// SQLite requires for `ALTER TABLE ADD COLUMN` and SPEC §3.6 requires for extra columns.
+    pub decl: &'static str,
+}
+
+/// An index that a migration ensures. It is created under `name` unless the table already has
+/// an index on exactly these columns, whatever its name (the original tool named its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub table: &'static str,
+    pub columns: &'static [&'static str],
+}
+
+/// One schema step. The writer applies it in a single transaction, in this order:
+/// `add_columns` (only for tables that exist and lack the column), `sql`, then `indexes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migration {
+    pub version: u32,
+    pub description: &'static str,
+    pub add_columns: &'static [AddColumn],
+    pub sql: &'static str,
+    pub indexes: &'static [IndexSpec],
+}
+
+impl Migration {
+    /// A migration that is plain SQL.
+    pub const fn sql_only(version: u32, description: &'static str, sql: &'static str) -> Self {
+        Migration {
+            version,
+            description,
+            add_columns: &[],
+            sql,
+            indexes: &[],
+        }
+    }
+}
+
+const ORIGINAL_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS monitoring_cycles (
+    id TEXT PRIMARY KEY,
+    timestamp_lima TEXT NOT NULL,
+    cpu_percent REAL NOT NULL,
+    ram_percent REAL NOT NULL,
+    ram_used_mb REAL NOT NULL,
+    disk_percent REAL NOT NULL,
+    uptime_seconds REAL,
+    container_count INTEGER NOT NULL,
+    internet_status BOOLEAN NOT NULL,
+    ping_ms REAL,
+    worker_status INTEGER,
+    cycle_duration_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS service_checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cycle_id TEXT NOT NULL REFERENCES monitoring_cycles(id),
+    service_name TEXT NOT NULL,
+    service_url TEXT,
+    status TEXT NOT NULL,
+    status_code INTEGER,
+    latency_ms REAL,
+    error_message TEXT
+);
+";
+
+/// Early versions of the original tool created `monitoring_cycles` without these.
+const ORIGINAL_LATE_COLUMNS: &[AddColumn] = &[
+    AddColumn {
+        table: "monitoring_cycles",
+        column: "uptime_seconds",
+        decl: "REAL",
+    },
+    AddColumn {
+        table: "monitoring_cycles",
+        column: "ping_ms",
+        decl: "REAL",
+    },
+    AddColumn {
+        table: "monitoring_cycles",
+        column: "worker_status",
+        decl: "INTEGER",
+    },
+    AddColumn {
+        table: "monitoring_cycles",
+        column: "cycle_duration_ms",
+        decl: "INTEGER",
+    },
+];
+
+const ORIGINAL_INDEXES: &[IndexSpec] = &[
+    IndexSpec {
+        name: "idx_cycles_timestamp",
+        table: "monitoring_cycles",
+        columns: &["timestamp_lima"],
+    },
+    IndexSpec {
+        name: "idx_cycles_timestamp_id",
+        table: "monitoring_cycles",
+        columns: &["timestamp_lima", "id"],
+    },
+    IndexSpec {
+        name: "idx_checks_service_name",
+        table: "service_checks",
+        columns: &["service_name"],
+    },
+    IndexSpec {
+        name: "idx_checks_cycle_id",
+        table: "service_checks",
+        columns: &["cycle_id"],
+    },
+    IndexSpec {
+        name: "idx_checks_cycle_service_latency",
+        table: "service_checks",
+        columns: &["cycle_id", "service_name", "latency_ms"],
+    },
+];
+
+// SQLite keeps whole milliseconds of a parsed time string (the sub-millisecond rest is dropped,
+// as jiff's `as_millisecond` does); unixepoch returns them as a float of seconds, and ROUND keeps
+// the product from landing one millisecond low. Unparseable strings leave ts_ms NULL.
+const INSTANTS_AND_ALERTS: &str = "
+UPDATE monitoring_cycles
+   SET ts_ms = CAST(ROUND(unixepoch(timestamp_lima, 'subsec') * 1000) AS INTEGER)
+ WHERE ts_ms IS NULL;
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    uid TEXT UNIQUE,
+    created_at TEXT,
+    created_ms INTEGER,
+    item TEXT,
+    old_status TEXT,
+    new_status TEXT,
+    title TEXT,
+    message TEXT,
+    attempts INTEGER,
+    delivered_at TEXT,
+    last_error TEXT
+);
+";
+
+/// Every migration, in order. `MIGRATIONS[i].version == i + 1`.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "the original tool's tables and indexes",
+        add_columns: ORIGINAL_LATE_COLUMNS,
+        sql: ORIGINAL_TABLES,
+        indexes: ORIGINAL_INDEXES,
+    },
+    Migration {
+        version: 2,
+        description: "cycle instants in epoch milliseconds (ts_ms) and the alerts table",
+        add_columns: &[AddColumn {
+            table: "monitoring_cycles",
+            column: "ts_ms",
+            decl: "INTEGER",
+        }],
+        sql: INSTANTS_AND_ALERTS,
+        indexes: &[
+            IndexSpec {
+                name: "idx_cycles_ts_ms",
+                table: "monitoring_cycles",
+                columns: &["ts_ms"],
+            },
+            IndexSpec {
+                name: "idx_alerts_created_ms",
+                table: "alerts",
+                columns: &["created_ms"],
+            },
+        ],
+    },
+    Migration::sql_only(
+        3,
+        "minute, hour and day rollups the dashboard reads",
+        crate::rollup_schema::MIGRATION_3_SQL,
+    ),
+];
+
+/// The schema version a fully migrated database records in `PRAGMA user_version`.
+pub const LATEST_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_contiguous_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "migration '{}'", m.description);
+        }
+        assert_eq!(LATEST_VERSION as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn added_columns_are_nullable_or_defaulted() {
+        for m in MIGRATIONS {
+            for c in m.add_columns {
+                let decl = c.decl.to_ascii_uppercase();
+                assert!(
+                    !decl.contains("NOT NULL") || decl.contains("DEFAULT"),
+                    "{}.{} in migration {}",
+                    c.table,
+                    c.column,
+                    m.version
+                );
+            }
+        }
+    }
+}
