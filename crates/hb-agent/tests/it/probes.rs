@@ -1,1 +1,6 @@
-//! Probe tests.
+//! Probe tests: HTTP checks against real local servers, Docker checks against a real engine
+//! (and a fake API on a Unix socket), host metrics against `df`.
+
+mod docker;
+mod host;
+mod http;

@@ -1,0 +1,200 @@
+//! `docker:<container>` checks and the running-container count through the Docker Engine API
+//! (SPEC §3.1, §3.3). Owns the (re)connection to `DOCKER_HOST`; never starts or stops anything.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::ContainerStateStatusEnum;
+use bollard::query_parameters::ListContainersOptions;
+use hb_core::CheckOutcome;
+
+const SOCKET_UNAVAILABLE: &str = "Docker Socket Unavailable";
+
+/// Checks containers. Never fails to build: the socket may be absent at start-up and appear
+/// later, so the client is (re)created on demand. Cheap to clone; clones share the client.
+#[derive(Debug, Clone)]
+pub struct DockerProber {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    docker_host: String,
+    timeout: Duration,
+    client: Mutex<Option<Docker>>,
+    negotiated: AtomicBool,
+}
+
+impl DockerProber {
+    /// `docker_host` is the configured `DOCKER_HOST` (`unix://…`, a bare socket path, or
+    /// `tcp://`/`http://host:port`). The process environment is deliberately not consulted.
+    pub fn new(docker_host: &str, timeout: Duration) -> DockerProber {
+        DockerProber {
+            inner: Arc::new(Inner {
+                docker_host: docker_host.to_string(),
+                timeout,
+                client: Mutex::new(None),
+                negotiated: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// `running` is healthy; any other state is down with `Container state: <state>`; a missing
+    /// container is down with `Container not found`.
+    pub async fn check(&self, container: &str) -> CheckOutcome {
+        if !is_valid_container_ref(container) {
+            return CheckOutcome::unknown("Invalid container name");
+        }
+        let Some(docker) = self.client() else {
+            return CheckOutcome::unknown(SOCKET_UNAVAILABLE);
+        };
+        let call = docker.inspect_container(container, None);
+        let inspected = match tokio::time::timeout(self.inner.timeout, call).await {
+            Err(_elapsed) => return CheckOutcome::timeout(),
+            Ok(Ok(inspected)) => inspected,
+            Ok(Err(e)) => return self.classify(&e),
+        };
+        let state = inspected.state.and_then(|s| s.status);
+        match state {
+            Some(ContainerStateStatusEnum::RUNNING) => CheckOutcome::healthy(None),
+            Some(other) => CheckOutcome::down(format!("Container state: {other}")),
+            None => CheckOutcome::down("Container state: unknown"),
+        }
+    }
+
+    /// Running containers, or -1 when the API cannot be reached (SPEC §3.3).
+    pub async fn running_count(&self) -> i64 {
+        let Some(docker) = self.client() else {
+            return -1;
+        };
+        self.negotiate_once(&docker).await;
+        let options = ListContainersOptions {
+            all: false,
+            ..Default::default()
+        };
+        let call = docker.list_containers(Some(options));
+        match tokio::time::timeout(self.inner.timeout, call).await {
+            Ok(Ok(list)) => i64::try_from(list.len()).unwrap_or(i64::MAX),
+            Ok(Err(e)) => {
+                let outcome = self.classify(&e);
+                tracing::debug!(reason = ?outcome.reason, "listing containers failed");
+                -1
+            }
+            Err(_elapsed) => {
+                tracing::debug!("listing containers timed out");
+                -1
+            }
+        }
+    }
+
+    /// The cached client, or a new one when the socket exists now. Constructing one only checks
+    /// that the socket path exists; every request opens its own connection.
+    fn client(&self) -> Option<Docker> {
+        let mut slot = match self.inner.client.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(docker) = slot.as_ref() {
+            return Some(docker.clone());
+        }
+        match connect(&self.inner.docker_host, self.inner.timeout) {
+            Ok(docker) => {
+                tracing::info!("connected to the Docker API");
+                *slot = Some(docker.clone());
+                self.inner.negotiated.store(false, Ordering::Relaxed);
+                Some(docker)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "Docker API not available");
+                None
+            }
+        }
+    }
+
+    fn forget_client(&self) {
+        let mut slot = match self.inner.client.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = None;
+    }
+
+    /// bollard 0.21 sends unversioned paths, which every daemon accepts. Should a later bollard
+    /// send versioned ones, an old daemon (e.g. API 1.41) would reject its default version; the
+    /// negotiated version is shared by all clones of the client.
+    async fn negotiate_once(&self, docker: &Docker) {
+        if self.inner.negotiated.load(Ordering::Relaxed) {
+            return;
+        }
+        let call = docker.clone().negotiate_version();
+        match tokio::time::timeout(self.inner.timeout, call).await {
+            Ok(Ok(d)) => {
+                self.inner.negotiated.store(true, Ordering::Relaxed);
+                tracing::debug!(version = %d.client_version(), "negotiated the Docker API version");
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "Docker API version negotiation failed"),
+            Err(_elapsed) => tracing::debug!("Docker API version negotiation timed out"),
+        }
+    }
+
+    fn classify(&self, e: &DockerError) -> CheckOutcome {
+        match e {
+            DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            } => CheckOutcome::down("Container not found"),
+            DockerError::DockerResponseServerError { status_code, .. } => {
+                CheckOutcome::unknown(format!("Docker API error: HTTP {status_code}"))
+            }
+            DockerError::RequestTimeoutError => CheckOutcome::timeout(),
+            DockerError::JsonDataError { .. } | DockerError::JsonSerdeError { .. } => {
+                CheckOutcome::unknown("Docker API error: unexpected response")
+            }
+            _ => {
+                // The socket may have been removed; the next call looks for it afresh.
+                self.forget_client();
+                CheckOutcome::unknown(SOCKET_UNAVAILABLE)
+            }
+        }
+    }
+}
+
+fn connect(docker_host: &str, timeout: Duration) -> Result<Docker, DockerError> {
+    // bollard's own timeout has whole-second granularity; ours (applied around each call) is
+    // the precise one, so bollard's only has to be no shorter.
+    let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let version = bollard::API_DEFAULT_VERSION;
+    let docker = if docker_host.starts_with("tcp://") || docker_host.starts_with("http://") {
+        Docker::connect_with_http(docker_host, secs, version)?
+    } else if let Some(path) = docker_host.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, secs, version)?
+    } else {
+        Docker::connect_with_unix(docker_host, secs, version)?
+    };
+    Ok(docker)
+}
+
+/// Container names and ids as Docker allows them; anything else could change the API path.
+fn is_valid_container_ref(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_refs() {
+        for ok in ["web", "my_app-1.2", "0123abcd", "A"] {
+            assert!(is_valid_container_ref(ok), "{ok}");
+        }
+        for bad in ["", "-web", "a/b", "../x", "a?b", "a b", ".x"] {
+            assert!(!is_valid_container_ref(bad), "{bad}");
+        }
+    }
+}
