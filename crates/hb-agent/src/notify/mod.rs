@@ -1,1 +1,54 @@
-//! Notifiers: the heartbeat sender and the alert webhook dispatcher.
+//! Notifiers: the heartbeat sender and the alert webhook dispatcher. They own their HTTP
+//! clients; they never decide what to alert (that is `hb_core::alerting`) and never touch the
+//! database (delivery results go back to the caller through a channel).
+
+pub mod heartbeat;
+pub mod webhook;
+
+pub use heartbeat::{HeartbeatSender, heartbeat_payload};
+pub use webhook::{AlertDispatcher, DeliverySettings};
+
+/// A notifier could not be built (the HTTP client failed to initialise).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifySetupError {
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Builds a client for one notifier: explicit timeout, no proxy (reqwest honours `HTTP_PROXY`
+/// otherwise), no redirects (a redirected POST would silently become a GET).
+fn build_client(timeout: std::time::Duration) -> Result<reqwest::Client, NotifySetupError> {
+    // Another component may have installed it first; either way a provider is in place.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| NotifySetupError::Client(describe_error(&e)))
+}
+
+/// A reqwest error as text without the request URL (it may carry a token), with its causes,
+/// which reqwest's own `Display` hides.
+fn describe_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_builder() {
+        "invalid request"
+    } else {
+        "request failed"
+    };
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
