@@ -532,24 +532,19 @@ mod tests {
             ),
         ];
         for (name, threshold, seq, want) in cases {
-            let got: Vec<(usize, &str, &str)> = run_service(*threshold, seq)
-                .iter()
+            let got: Vec<(usize, String, String)> = run_service(*threshold, seq)
+                .into_iter()
                 .map(|(i, a)| {
                     assert_eq!(a.item, "api", "{name}");
-                    (
-                        *i,
-                        a.old_status.as_deref().unwrap_or("-"),
-                        a.new_status.as_str(),
-                    )
+                    (i, a.old_status.unwrap_or_default(), a.new_status)
                 })
-                .map(|(i, o, n)| (i, leak(o), leak(n)))
                 .collect();
-            assert_eq!(got, want.to_vec(), "{name}");
+            let want: Vec<(usize, String, String)> = want
+                .iter()
+                .map(|(i, o, n)| (*i, o.to_string(), n.to_string()))
+                .collect();
+            assert_eq!(got, want, "{name}");
         }
-    }
-
-    fn leak(s: &str) -> &'static str {
-        Box::leak(s.to_owned().into_boxed_str())
     }
 
     #[test]
