@@ -27,6 +27,8 @@ enum Command {
     Agent(cmd::agent::Args),
     /// Validate the configuration and print it resolved, secrets redacted.
     Config(cmd::config::Args),
+    /// Run the development mock: heartbeat receiver, simulated services, alert sink, controller page.
+    Mock(cmd::mock::Args),
 }
 
 /// Exit code for an invalid configuration (also what clap uses for usage errors).
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Agent(args) => cmd::agent::run(args, env),
         Command::Config(args) => cmd::config::run(args, env),
+        Command::Mock(args) => cmd::mock::run(args, env),
     };
     match result {
         Ok(code) => code,

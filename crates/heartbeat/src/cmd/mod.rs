@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod mock;
 
 use std::process::ExitCode;
 
