@@ -142,7 +142,10 @@ pub async fn run(
         let now_ms = jiff::Timestamp::now().as_millisecond();
         let missed = missed_ticks(tick_ms, now_ms, interval_ms);
         if missed > 0 {
-            tracing::warn!(missed, "the cycle overran its interval; skipping missed ticks");
+            tracing::warn!(
+                missed,
+                "the cycle overran its interval; skipping missed ticks"
+            );
         }
     }
 
@@ -179,17 +182,16 @@ fn process_alerts(
             internet_dependent: *dep,
         })
         .collect();
-    let worker = probes.heartbeat_enabled().then(|| {
-        match (cycle.internet.online, cycle.worker_status) {
-            (false, _) => WorkerObservation::NoResponse {
-                cause: NoResponseCause::NoInternet,
-            },
-            (true, Some(code)) => WorkerObservation::Code(code),
-            (true, None) => WorkerObservation::NoResponse {
-                cause: NoResponseCause::Unreachable,
-            },
-        }
-    });
+    let observation = match (cycle.internet.online, cycle.worker_status) {
+        (false, _) => WorkerObservation::NoResponse {
+            cause: NoResponseCause::NoInternet,
+        },
+        (true, Some(code)) => WorkerObservation::Code(code),
+        (true, None) => WorkerObservation::NoResponse {
+            cause: NoResponseCause::Unreachable,
+        },
+    };
+    let worker = probes.heartbeat_enabled().then_some(observation);
     let now = jiff::Timestamp::from_millisecond(cycle.timestamp_ms)
         .unwrap_or_else(|_| jiff::Timestamp::now())
         .to_zoned_datetime(config.tz.clone());
@@ -202,15 +204,7 @@ fn process_alerts(
     });
     drafts
         .into_iter()
-        .map(|d| AlertRecord {
-            uid: uuid::Uuid::new_v4().to_string(),
-            created_at: iso_timestamp(&now),
-            item: d.item,
-            old_status: d.old_status,
-            new_status: d.new_status,
-            title: d.title,
-            message: d.message,
-        })
+        .map(|d| d.into_record(uuid::Uuid::new_v4().to_string(), iso_timestamp(&now)))
         .collect()
 }
 

@@ -115,8 +115,7 @@ impl Probes {
                 name: spec.name.clone(),
                 kind: spec.kind(),
                 url: spec.display_url.clone(),
-                outcome: outcome
-                    .unwrap_or_else(|| CheckOutcome::unknown("Check task failed")),
+                outcome: outcome.unwrap_or_else(|| CheckOutcome::unknown("Check task failed")),
             })
             .collect();
 

@@ -1,6 +1,8 @@
 //! Logging set-up: `tracing` to stderr (stdout stays for command output), text or JSON lines,
 //! filtered by `RUST_LOG` (default `info`).
 
+use std::io::IsTerminal as _;
+
 use hb_config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
@@ -9,6 +11,7 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     // A second init (tests calling run twice) is harmless: keep the first subscriber.
     let _ = match format {
