@@ -1,1 +1,151 @@
-//! placeholder
+//! The dashboard's HTTP side: the axum router (JSON API, `/metrics`, `/health`), its state
+//! (a read-only [`Reader`], the settings, an injectable clock) and `serve`. It depends on the
+//! read-only store crate only, so it cannot write the database by construction.
+
+mod api;
+pub mod assets;
+mod live;
+mod mask;
+mod metrics;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method};
+use axum::routing::get;
+use hb_store::reader::Reader;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+pub use live::{RANGES, range_seconds};
+pub use mask::mask_error;
+
+/// Where "now" comes from; tests pin it.
+pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
+
+/// The settings the dashboard uses (taken from `hb_config::Config` by the binary).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub db_path: PathBuf,
+    /// Buckets per chart: `TARGET_DATA_POINTS`.
+    pub target_data_points: u32,
+    /// Zone of the bucket labels.
+    pub tz: jiff::tz::TimeZone,
+    /// Show only an error category instead of the stored reason.
+    pub mask_errors: bool,
+    /// Origins allowed by CORS; empty means no CORS headers; `*` allows any origin.
+    pub cors_origins: Vec<String>,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) reader: Arc<Reader>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) clock: Clock,
+    pub(crate) analytics: Option<assets::Analytics>,
+}
+
+impl AppState {
+    /// State reading `settings.db_path`; nothing is opened until the first request.
+    pub fn new(settings: Settings) -> AppState {
+        AppState {
+            reader: Arc::new(Reader::new(settings.db_path.clone())),
+            settings: Arc::new(settings),
+            clock: Arc::new(jiff::Timestamp::now),
+            analytics: None,
+        }
+    }
+
+    /// Replaces the wall clock (tests).
+    pub fn with_clock(mut self, clock: Clock) -> AppState {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds the web analytics snippet to the page (`UMAMI_SCRIPT_URL`, `UMAMI_WEBSITE_ID`).
+    pub fn with_analytics(mut self, analytics: Option<assets::Analytics>) -> AppState {
+        self.analytics = analytics;
+        self
+    }
+
+    pub(crate) fn now(&self) -> jiff::Timestamp {
+        (self.clock)()
+    }
+}
+
+/// The router with every route and layer.
+pub fn app(state: AppState) -> Router {
+    let cors = cors_layer(&state.settings.cors_origins);
+    let page = assets::router(state.analytics.as_ref());
+    let router = Router::new()
+        .route("/api", get(api::index))
+        .route("/health", get(api::health))
+        .route("/api/live", get(live::handler))
+        .route("/api/alerts", get(api::alerts))
+        .route("/metrics", get(metrics::handler))
+        .merge(page)
+        .with_state(state)
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http());
+    match cors {
+        Some(c) => router.layer(c),
+        None => router,
+    }
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_methods([Method::GET, Method::OPTIONS])
+            .allow_origin(allow),
+    )
+}
+
+/// Serves `app` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_builds_with_and_without_cors() {
+        let settings = Settings {
+            db_path: PathBuf::from("/nonexistent/x.db"),
+            target_data_points: 30,
+            tz: jiff::tz::TimeZone::UTC,
+            mask_errors: true,
+            cors_origins: vec!["http://a.example".into()],
+        };
+        let _ = app(AppState::new(settings.clone()));
+        let _ = app(AppState::new(Settings {
+            cors_origins: Vec::new(),
+            ..settings
+        }));
+    }
+}

@@ -629,6 +629,46 @@ mod tests {
     }
 
     #[test]
+    fn connections_are_read_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let rw = Connection::open(&path).expect("open");
+        rw.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE monitoring_cycles (id TEXT, timestamp_lima TEXT);
+             CREATE TABLE service_checks (id INTEGER);",
+        )
+        .expect("schema");
+        let reader = Reader::new(&path);
+        let err = reader
+            .query(|q| {
+                Ok(q.conn
+                    .execute("INSERT INTO monitoring_cycles VALUES ('a', 'b')", [])?)
+            })
+            .expect_err("a read-only connection refuses writes");
+        assert!(
+            matches!(&err, ReadError::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)),
+            "{err}"
+        );
+        let ro = reader
+            .query(|q| Ok(q.conn.is_readonly(rusqlite::MAIN_DB)?))
+            .expect("query");
+        assert!(ro);
+    }
+
+    #[test]
+    fn missing_database_is_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reader = Reader::new(dir.path().join("none.db"));
+        let err = reader.query(|q| q.latest_cycle()).expect_err("missing");
+        assert!(matches!(err, ReadError::Unavailable(_)), "{err}");
+        assert!(
+            !dir.path().join("none.db").exists(),
+            "the reader never creates the file"
+        );
+    }
+
+    #[test]
     fn parses_instants_with_any_offset() {
         assert_eq!(
             parse_instant_ms("2026-11-29T15:41:02.123456-05:00"),

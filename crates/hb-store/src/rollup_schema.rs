@@ -105,7 +105,7 @@ impl Stat {
 
     /// `max − min`, the jitter of the SPEC.
     pub fn jitter(&self) -> Option<f64> {
-        (self.n > 0).then(|| self.max - self.min)
+        (self.n > 0).then_some(self.max - self.min)
     }
 
     /// Rebuilds a stat from its stored columns (`min`/`max` are NULL when `n` is 0).

@@ -27,8 +27,13 @@ enum Command {
     Agent(cmd::agent::Args),
     /// Validate the configuration and print it resolved, secrets redacted.
     Config(cmd::config::Args),
+    /// Serve the read-only dashboard API.
+    Dashboard(cmd::dashboard::Args),
     /// Run the development mock: heartbeat receiver, simulated services, alert sink, controller page.
     Mock(cmd::mock::Args),
+    /// Write a synthetic database (development: tests and benchmarks).
+    #[command(name = "gen-db", hide = true)]
+    GenDb(cmd::gen_db::Args),
 }
 
 /// Exit code for an invalid configuration (also what clap uses for usage errors).
@@ -46,7 +51,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Agent(args) => cmd::agent::run(args, env),
         Command::Config(args) => cmd::config::run(args, env),
+        Command::Dashboard(args) => cmd::dashboard::run(args, env),
         Command::Mock(args) => cmd::mock::run(args, env),
+        Command::GenDb(args) => cmd::gen_db::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,8 @@
 
 pub mod agent;
 pub mod config;
+pub mod dashboard;
+pub mod gen_db;
 pub mod mock;
 
 use std::process::ExitCode;

@@ -1,0 +1,118 @@
+//! Small routes (`/`, `/health`, `/api/alerts`) and the mapping of read errors to HTTP answers.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hb_store::reader::{Query as DbQuery, ReadError};
+use serde_json::json;
+
+use crate::AppState;
+
+/// An API failure, answered as JSON `{"detail": ...}`.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    BadRequest(serde_json::Value),
+    NotFound,
+    Unavailable(String),
+    Internal,
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Unavailable(reason) => ApiError::Unavailable(reason),
+            ReadError::Sqlite(e) => {
+                tracing::error!(error = %e, "database read failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::BadRequest(body) => (StatusCode::BAD_REQUEST, Json(body)).into_response(),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"detail": "No metrics found in database"})),
+            )
+                .into_response(),
+            ApiError::Unavailable(reason) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", "5")],
+                Json(json!({"detail": "Database not ready", "reason": reason})),
+            )
+                .into_response(),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"detail": "Internal error reading the database"})),
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// Runs a read on the blocking pool.
+pub(crate) async fn read<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&DbQuery<'_>) -> Result<T, ReadError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let reader = state.reader.clone();
+    match tokio::task::spawn_blocking(move || reader.query(f)).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => {
+            tracing::error!(error = %e, "database read task failed");
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+pub(crate) async fn index() -> impl IntoResponse {
+    Json(json!({
+        "name": "heartbeat dashboard",
+        "routes": ["/api/live?range=1h", "/api/alerts?limit=50", "/metrics", "/health"],
+    }))
+}
+
+/// Liveness: always 200 while the process serves; says whether the database answers.
+pub(crate) async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let now_ms = state.now().as_millisecond();
+    let db = read(&state, |q| {
+        q.latest_cycle().map(|c| c.and_then(|c| c.ts_ms))
+    })
+    .await;
+    let (database, age) = match db {
+        Ok(Some(ts)) => ("ok", Some((now_ms - ts) as f64 / 1000.0)),
+        Ok(None) => ("empty", None),
+        Err(ApiError::Unavailable(_)) => ("unavailable", None),
+        Err(_) => ("error", None),
+    };
+    Json(json!({"status": "ok", "database": database, "last_cycle_age_seconds": age}))
+}
+
+const ALERTS_DEFAULT: u32 = 50;
+const ALERTS_MAX: u32 = 1000;
+
+/// Alert history, newest first.
+pub(crate) async fn alerts(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let limit = match params.get("limit") {
+        None => ALERTS_DEFAULT,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=ALERTS_MAX).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadRequest(json!({
+                    "detail": format!("invalid limit '{raw}': expected an integer from 1 to {ALERTS_MAX}"),
+                })));
+            }
+        },
+    };
+    let rows = read(&state, move |q| q.alerts(limit)).await?;
+    Ok(Json(json!({ "alerts": rows })).into_response())
+}

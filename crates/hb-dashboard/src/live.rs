@@ -1,0 +1,314 @@
+//! `GET /api/live?range=R`: the JSON contract of SPEC §4.1 (field names are read by the original
+//! tool's page), built from the newest cycle and the bucketed aggregates of the range.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use hb_store::reader::{LatestCycle, Window};
+use hb_store::rollup_schema::{CycleAcc, STATUS_NAMES, ServiceAcc};
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::api::{ApiError, read};
+use crate::mask::mask_error;
+
+/// The accepted ranges and their length in seconds.
+pub const RANGES: [(&str, i64); 8] = [
+    ("live", 300),
+    ("1h", 3_600),
+    ("3h", 10_800),
+    ("6h", 21_600),
+    ("12h", 43_200),
+    ("24h", 86_400),
+    ("7d", 604_800),
+    ("30d", 2_592_000),
+];
+
+pub fn range_seconds(name: &str) -> Option<i64> {
+    RANGES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// Bucket layout of a range at `now_s`: `points + 1` buckets of `width` seconds aligned to
+/// multiples of the width, the last one holding now.
+pub(crate) fn layout(range_s: i64, points: u32, now_s: i64) -> (i64, i64, usize) {
+    let points = i64::from(points.max(1));
+    let width = (range_s / points).max(1);
+    let last = now_s.div_euclid(width) * width;
+    let start = last - points * width;
+    (start, width, usize::try_from(points + 1).unwrap_or(1))
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn num(v: Option<f64>) -> Value {
+    v.map_or(Value::Null, |x| json!(round2(x)))
+}
+
+fn pct(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        round2(part as f64 * 100.0 / total as f64)
+    }
+}
+
+fn service_type(url: Option<&str>) -> &'static str {
+    match url.and_then(hb_core::ServiceKind::of_url) {
+        Some(k) => k.as_str(),
+        None => "unknown",
+    }
+}
+
+fn type_rank(t: &str) -> u8 {
+    match t {
+        "http" => 0,
+        "docker" => 1,
+        _ => 2,
+    }
+}
+
+fn format_uptime(seconds: Option<f64>) -> String {
+    let Some(s) = seconds.filter(|s| s.is_finite() && *s >= 0.0) else {
+        return "N/A".into();
+    };
+    let s = s as u64;
+    format!(
+        "{}d {}h {}m {}s",
+        s / 86_400,
+        s % 86_400 / 3_600,
+        s % 3_600 / 60,
+        s % 60
+    )
+}
+
+fn stats(stat: &hb_store::rollup_schema::Stat) -> Value {
+    json!({
+        "max": round2(stat.max_opt().unwrap_or(0.0)),
+        "avg": round2(stat.avg().unwrap_or(0.0)),
+        "min": round2(stat.min_opt().unwrap_or(0.0)),
+        "jitter": round2(stat.jitter().unwrap_or(0.0)),
+    })
+}
+
+pub(crate) async fn handler(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let range = params.get("range").map_or("1h", String::as_str).to_owned();
+    let Some(range_s) = range_seconds(&range) else {
+        return Err(ApiError::BadRequest(json!({
+            "detail": format!("invalid range '{range}'"),
+            "valid": RANGES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        })));
+    };
+    let now_s = state.now().as_second();
+    let (start, width, count) = layout(range_s, state.settings.target_data_points, now_s);
+    let data = read(&state, move |q| {
+        let Some(latest) = q.latest_cycle()? else {
+            return Ok(None);
+        };
+        let window = q.window(start, width, count)?;
+        Ok(Some((latest, window)))
+    })
+    .await?;
+    let Some((latest, window)) = data else {
+        return Err(ApiError::NotFound);
+    };
+    tracing::debug!(range = %range, source = ?window.source, "live");
+    Ok(Json(build(&state, &range, &latest, &window)).into_response())
+}
+
+/// The response body.
+pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window: &Window) -> Value {
+    let settings = &state.settings;
+    let mut total = CycleAcc::default();
+    let mut per_service: HashMap<&str, ServiceAcc> = HashMap::new();
+    for b in &window.buckets {
+        total.merge(&b.cycles);
+        for (name, acc) in &b.services {
+            per_service.entry(name.as_str()).or_default().merge(acc);
+        }
+    }
+
+    let mut checks: Vec<_> = latest
+        .checks
+        .iter()
+        .map(|c| (service_type(c.url.as_deref()), c))
+        .collect();
+    checks.sort_by(|a, b| {
+        type_rank(a.0)
+            .cmp(&type_rank(b.0))
+            .then_with(|| a.1.name.to_lowercase().cmp(&b.1.name.to_lowercase()))
+            .then_with(|| a.1.name.cmp(&b.1.name))
+    });
+
+    let services: Vec<Value> = checks
+        .iter()
+        .map(|(kind, c)| {
+            let acc = per_service
+                .get(c.name.as_str())
+                .cloned()
+                .unwrap_or_default();
+            let mut distribution = Map::new();
+            for (name, n) in STATUS_NAMES.iter().zip(acc.statuses) {
+                if n > 0 {
+                    distribution.insert((*name).to_owned(), json!(n));
+                }
+            }
+            let pctl = |p: f64| num(acc.hist.percentile(p, &acc.latency));
+            json!({
+                "name": c.name,
+                "service_type": kind,
+                "status": c.status,
+                "status_code": c.status_code,
+                "latency": num(c.latency_ms),
+                "error": mask_error(
+                    settings.mask_errors,
+                    kind,
+                    &c.status,
+                    c.status_code,
+                    c.error_message.as_deref(),
+                ),
+                "stats": {
+                    "uptime": pct(acc.healthy(), acc.n),
+                    "success": acc.healthy(),
+                    "failure": acc.n - acc.healthy(),
+                    "distribution": distribution,
+                    "max": round2(acc.latency.max_opt().unwrap_or(0.0)),
+                    "avg": round2(acc.latency.avg().unwrap_or(0.0)),
+                    "min": round2(acc.latency.min_opt().unwrap_or(0.0)),
+                    "jitter": round2(acc.latency.jitter().unwrap_or(0.0)),
+                    "p50": pctl(50.0),
+                    "p95": pctl(95.0),
+                    "p99": pctl(99.0),
+                },
+            })
+        })
+        .collect();
+
+    let label_format = match window.width_s {
+        w if w < 60 => "%H:%M:%S",
+        w if w < 3_600 => "%H:%M",
+        _ => "%m-%d %H:%M",
+    };
+    let mut times = Vec::with_capacity(window.buckets.len());
+    let mut timestamps = Vec::with_capacity(window.buckets.len());
+    let (mut cpu, mut ram, mut disk) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut duration, mut ping, mut ping_jitter) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, b) in window.buckets.iter().enumerate() {
+        let t = window.start_s + window.width_s * i as i64;
+        timestamps.push(t);
+        let label = jiff::Timestamp::from_second(t)
+            .map(|ts| {
+                ts.to_zoned_datetime(settings.tz.clone())
+                    .strftime(label_format)
+                    .to_string()
+            })
+            .unwrap_or_default();
+        times.push(label);
+        let c = &b.cycles;
+        let avg = |sum: f64| (c.n > 0).then(|| sum / c.n as f64);
+        cpu.push(num(avg(c.cpu_sum)));
+        ram.push(num(avg(c.ram_sum)));
+        disk.push(num(avg(c.disk_sum)));
+        duration.push(num(c.duration.avg()));
+        ping.push(num(c.ping.avg()));
+        ping_jitter.push(num(c.ping.jitter()));
+    }
+    let mut hist_services = Map::new();
+    let mut hist_jitter = Map::new();
+    for (_, c) in &checks {
+        let series = |f: &dyn Fn(&ServiceAcc) -> Option<f64>| -> Vec<Value> {
+            window
+                .buckets
+                .iter()
+                .map(|b| num(b.services.get(&c.name).and_then(f)))
+                .collect()
+        };
+        hist_services.insert(c.name.clone(), json!(series(&|a| a.latency.avg())));
+        hist_jitter.insert(c.name.clone(), json!(series(&|a| a.latency.jitter())));
+    }
+
+    let distribution: Vec<Value> = total
+        .workers
+        .0
+        .iter()
+        .map(|(code, n)| {
+            let name = if *code == 0 {
+                "TIMEOUT".to_owned()
+            } else {
+                code.to_string()
+            };
+            json!({"value": n, "name": name})
+        })
+        .collect();
+    let worker_ok = total.workers.0.get(&200).copied().unwrap_or(0);
+    let mut monitor_uptime = Map::new();
+    monitor_uptime.insert(range.to_owned(), json!(pct(worker_ok, total.n)));
+
+    json!({
+        "last_updated": latest.timestamp,
+        "system": {
+            "cpu": round2(latest.cpu_percent),
+            "ram": round2(latest.ram_percent),
+            "disk": round2(latest.disk_percent),
+            "containers": if latest.container_count < 0 {
+                "Docker Error".to_owned()
+            } else {
+                format!("{} Containers", latest.container_count)
+            },
+            "uptime": format_uptime(latest.uptime_seconds),
+        },
+        "monitor": {
+            "worker_status": latest.worker_status,
+            "uptime": monitor_uptime,
+            "distribution": distribution,
+            "stats": stats(&total.duration),
+        },
+        "network": {
+            "internet_status": latest.internet_status,
+            "uptime": pct(total.inet_up, total.n),
+            "uptime_counts": {"success": total.inet_up, "failure": total.n - total.inet_up},
+            "stats": stats(&total.ping),
+        },
+        "services": services,
+        "history": {
+            "times": times,
+            "timestamps": timestamps,
+            "system": {"cpu": cpu, "ram": ram, "disk": disk},
+            "cycle_duration": duration,
+            "ping": ping,
+            "ping_jitter": ping_jitter,
+            "services": hist_services,
+            "services_jitter": hist_jitter,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_aligns_and_counts() {
+        // 24h over 30 points: 48-minute buckets, the last holding now.
+        let now = 1_764_000_000 + 1_000;
+        let (start, width, count) = layout(86_400, 30, now);
+        assert_eq!(width, 2_880);
+        assert_eq!(count, 31);
+        assert_eq!(start % width, 0);
+        let last = start + width * 30;
+        assert!(last <= now && now < last + width);
+        assert_eq!(layout(300, 30, 95).1, 10);
+    }
+
+    #[test]
+    fn uptime_text() {
+        assert_eq!(format_uptime(Some(1_218_615.9)), "14d 2h 30m 15s");
+        assert_eq!(format_uptime(None), "N/A");
+    }
+}
