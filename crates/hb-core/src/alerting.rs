@@ -245,11 +245,25 @@ fn reason_of(outcome: &CheckOutcome) -> &str {
     outcome.reason.as_deref().unwrap_or("unspecified")
 }
 
+/// How a failure title reads for each bad status ("api is down", "api returns errors").
+fn failure_phrase(status: ServiceStatus) -> &'static str {
+    match status {
+        ServiceStatus::Down => "is down",
+        ServiceStatus::Error => "returns errors",
+        ServiceStatus::Timeout => "timed out",
+        ServiceStatus::Unknown => "cannot be checked",
+        ServiceStatus::Healthy => "is healthy",
+    }
+}
+
 fn service_bad(obs: &ServiceObservation<'_>, from: ServiceStatus, time: &str) -> AlertDraft {
     let status = obs.outcome.status;
     let reason = reason_of(obs.outcome);
     let (title, status_line) = if from.is_healthy() {
-        (format!("🔴 {} is {status}", obs.name), format!("{status}"))
+        (
+            format!("🔴 {} {}", obs.name, failure_phrase(status)),
+            format!("{status}"),
+        )
     } else {
         (
             format!("🟠 {} changed: {from} → {status}", obs.name),
@@ -786,7 +800,7 @@ mod tests {
                 .message
                 .contains("**Still failing (alerted separately):** web")
         );
-        assert_eq!(back[1].title, "🔴 web is timeout");
+        assert_eq!(back[1].title, "🔴 web timed out");
         assert_eq!(back[1].old_status.as_deref(), Some("healthy"));
         // Later recovery alerts normally.
         let rec = outage_cycle(&mut e, true, "healthy", "healthy", "healthy");

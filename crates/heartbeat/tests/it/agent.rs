@@ -1,0 +1,386 @@
+//! The agent binary end to end: real targets that change behaviour, a real webhook sink and
+//! heartbeat receiver, and the SQLite file it writes — including under SIGKILL and a lock held
+//! by another process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{AgentProcess, HANG, Server, count, heartbeat, open_db, wait_for};
+
+fn db_in(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("data").join("metrics.db")
+}
+
+/// An agent command with a fast loop and no Docker engine, checking `services`.
+fn agent_cmd(db: &Path, interval: &str, services: &[(&str, String)]) -> Command {
+    let mut cmd = heartbeat();
+    cmd.arg("agent")
+        .env("SQLITE_DB_PATH", db)
+        .env("LOOP_INTERVAL_SECONDS", interval)
+        .env("SERVICE_TIMEOUT_SECONDS", "0.5")
+        .env(
+            "DOCKER_HOST",
+            format!(
+                "unix://{}/no-docker.sock",
+                db.parent().map_or(Path::new("/"), |p| p).display()
+            ),
+        );
+    for (name, url) in services {
+        cmd.env(format!("SERVICE_URL_{name}"), url);
+    }
+    cmd
+}
+
+/// Grid slots (`ts_ms / interval`) of every cycle, in write order.
+fn slots(db: &Path, interval_ms: i64) -> Vec<i64> {
+    let conn = open_db(db);
+    let mut stmt = conn
+        .prepare("SELECT ts_ms FROM monitoring_cycles ORDER BY rowid")
+        .expect("prepare");
+    stmt.query_map([], |r| r.get::<_, i64>(0))
+        .expect("query")
+        .map(|ts| ts.expect("row") / interval_ms)
+        .collect()
+}
+
+fn assert_consecutive(slots: &[i64]) {
+    assert!(!slots.is_empty());
+    for pair in slots.windows(2) {
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "a tick was skipped or repeated: {slots:?}"
+        );
+    }
+}
+
+/// Every cycle row has exactly `per_cycle` service rows.
+fn assert_whole_cycles(db: &Path, per_cycle: i64) {
+    let bad = count(
+        db,
+        &format!(
+            "SELECT count(*) FROM monitoring_cycles c WHERE \
+             (SELECT count(*) FROM service_checks s WHERE s.cycle_id = c.id) != {per_cycle}"
+        ),
+    );
+    assert_eq!(bad, 0, "cycles with missing service rows");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_prints_json_and_persists_the_cycle() {
+    let ok = Server::start(200).await;
+    let broken = Server::start(500).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let mut cmd = agent_cmd(
+        &db,
+        "10",
+        &[
+            ("ok", ok.url("/health")),
+            ("broken", broken.url("/")),
+            ("closed", "http://127.0.0.1:1/".to_owned()),
+            ("creds", format!("http://user:pa55word@{}/x", ok.addr)),
+        ],
+    );
+    cmd.args(["--once", "--json"])
+        .env("PING_URL", ok.url("/ping"));
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("pa55word"), "credentials logged: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("pa55word"));
+    let cycle: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let by_name = |name: &str| {
+        cycle["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .expect("service present")
+    };
+    assert_eq!(by_name("ok")["status"], "healthy");
+    assert_eq!(by_name("broken")["status"], "error");
+    assert_eq!(by_name("broken")["status_code"], 500);
+    assert_eq!(by_name("broken")["reason"], "HTTP 500");
+    assert_eq!(by_name("closed")["status"], "down");
+    assert_eq!(by_name("creds")["url"], format!("http://{}/x", ok.addr));
+    assert_eq!(cycle["internet"]["online"], true);
+    assert_eq!(cycle["container_count"], -1);
+
+    let conn = open_db(&db);
+    let (id, internet, containers): (String, bool, i64) = conn
+        .query_row(
+            "SELECT id, internet_status, container_count FROM monitoring_cycles",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("one cycle row");
+    assert_eq!(id, cycle["id"].as_str().expect("id"));
+    assert!(internet);
+    assert_eq!(containers, -1);
+    let (status, code, reason): (String, Option<i64>, Option<String>) = conn
+        .query_row(
+            "SELECT status, status_code, error_message FROM service_checks WHERE service_name='broken'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("row");
+    assert_eq!(
+        (status.as_str(), code, reason.as_deref()),
+        ("error", Some(500), Some("HTTP 500"))
+    );
+    let stored_urls: String = conn
+        .query_row(
+            "SELECT group_concat(service_url) FROM service_checks",
+            [],
+            |r| r.get(0),
+        )
+        .expect("urls");
+    assert!(
+        !stored_urls.contains("pa55word"),
+        "credentials stored: {stored_urls}"
+    );
+    assert_whole_cycles(&db, 4);
+}
+
+/// item, old status, new status, attempts, delivered at.
+type AlertRow = (String, Option<String>, String, i64, Option<String>);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failure_and_recovery_alerts_reach_the_sink_and_the_database() {
+    let api = Server::start(200).await;
+    let ping = Server::start(204).await;
+    let receiver = Server::start(200).await;
+    let sink = Server::start(200).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let mut cmd = agent_cmd(&db, "1", &[("api", api.url("/health"))]);
+    cmd.env("STATUS_CHANGE_THRESHOLD", "2")
+        .env("PING_URL", ping.url("/"))
+        .env("HEARTBEAT_URL", receiver.url("/api/heartbeat"))
+        .env("SECRET_KEY", "sk_e2e_secret")
+        .env("N8N_WEBHOOK_URL", sink.url("/webhook"));
+    let agent = AgentProcess::spawn(cmd);
+
+    wait_for("two cycles", Duration::from_secs(15), || {
+        count(&db, "SELECT count(*) FROM monitoring_cycles") >= 2
+    })
+    .await;
+    api.set_status(500);
+    wait_for("the down alert", Duration::from_secs(15), || {
+        !sink.posted_json().is_empty()
+    })
+    .await;
+    api.set_status(200);
+    wait_for("the recovery alert", Duration::from_secs(15), || {
+        sink.posted_json().len() >= 2
+    })
+    .await;
+    wait_for("deliveries recorded", Duration::from_secs(10), || {
+        count(
+            &db,
+            "SELECT count(*) FROM alerts WHERE delivered_at IS NOT NULL",
+        ) >= 2
+    })
+    .await;
+    let (status, stderr) = tokio::task::spawn_blocking(move || agent.stop())
+        .await
+        .expect("join");
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("agent stopped"), "{stderr}");
+    assert!(!stderr.contains("sk_e2e_secret"), "secret logged");
+
+    let alerts = sink.posted_json();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    let keys: Vec<&String> = alerts[0].as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["title", "message"]);
+    let first = alerts[0]["title"].as_str().expect("title");
+    let second = alerts[1]["title"].as_str().expect("title");
+    assert_eq!(first, "🔴 api returns errors");
+    assert!(
+        alerts[0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("HTTP 500")
+    );
+    assert!(
+        second.contains("api") && second.contains("recovered"),
+        "{second}"
+    );
+
+    let conn = open_db(&db);
+    let rows: Vec<AlertRow> = conn
+        .prepare(
+            "SELECT item, old_status, new_status, attempts, delivered_at FROM alerts ORDER BY id",
+        )
+        .expect("prepare")
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_deref(), rows[0].2.as_str()),
+        ("api", Some("healthy"), "error")
+    );
+    assert_eq!(
+        (rows[1].0.as_str(), rows[1].1.as_deref(), rows[1].2.as_str()),
+        ("api", Some("error"), "healthy")
+    );
+    assert!(rows.iter().all(|r| r.3 == 1 && r.4.is_some()), "{rows:?}");
+
+    // The heartbeat: Bearer key, JSON body with the service's status; worker_status stored.
+    let beats = receiver.received();
+    assert!(!beats.is_empty());
+    assert_eq!(
+        beats[0]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer sk_e2e_secret")
+    );
+    let body: serde_json::Value = serde_json::from_slice(&beats[0].body).expect("json");
+    assert_eq!(body["services"]["api"]["status"], "healthy");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM monitoring_cycles WHERE worker_status != 200 OR worker_status IS NULL"
+        ),
+        0
+    );
+    assert!(
+        count(
+            &db,
+            "SELECT count(*) FROM service_checks WHERE status='error' AND status_code=500"
+        ) >= 2
+    );
+    assert_consecutive(&slots(&db, 1000));
+    assert_whole_cycles(&db, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_webhook_gets_three_attempts_and_never_delays_a_cycle() {
+    let api = Server::start(200).await;
+    let ping = Server::start(200).await;
+    let sink = Server::start(HANG).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let mut cmd = agent_cmd(&db, "1", &[("api", api.url("/"))]);
+    cmd.env("STATUS_CHANGE_THRESHOLD", "1")
+        .env("PING_URL", ping.url("/"))
+        .env("N8N_WEBHOOK_URL", sink.url("/hook"));
+    let agent = AgentProcess::spawn(cmd);
+    wait_for("a first cycle", Duration::from_secs(15), || {
+        count(&db, "SELECT count(*) FROM monitoring_cycles") >= 1
+    })
+    .await;
+    api.set_status(503);
+    // 3 attempts of 5 s with 2 s pauses: the failed delivery is recorded after about 19 s.
+    wait_for("the failed delivery", Duration::from_secs(40), || {
+        count(&db, "SELECT count(*) FROM alerts WHERE attempts = 3 AND delivered_at IS NULL AND last_error IS NOT NULL") == 1
+    })
+    .await;
+    let (status, stderr) = tokio::task::spawn_blocking(move || agent.stop())
+        .await
+        .expect("join");
+    assert!(status.success(), "{stderr}");
+    assert_eq!(sink.received().len(), 3, "exactly three attempts");
+    let slots = slots(&db, 1000);
+    assert!(slots.len() >= 18, "cycles kept running: {}", slots.len());
+    assert_consecutive(&slots);
+    let slowest = count(&db, "SELECT max(cycle_duration_ms) FROM monitoring_cycles");
+    assert!(slowest < 1000, "a cycle took {slowest} ms");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_at_random_moments_leaves_whole_cycles_only() {
+    let ok = Server::start(200).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let services: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            (
+                format!("s{i}"),
+                if i % 3 == 0 {
+                    "http://127.0.0.1:1/".to_owned()
+                } else {
+                    ok.url(&format!("/{i}"))
+                },
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, String)> = services
+        .iter()
+        .map(|(n, u)| (n.as_str(), u.clone()))
+        .collect();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.subsec_nanos() as u64 | 1);
+    for round in 0..12 {
+        let mut cmd = agent_cmd(&db, "0.2", &refs);
+        cmd.env("PING_URL", ok.url("/ping"));
+        let agent = AgentProcess::spawn(cmd);
+        // xorshift: a random moment between 150 and 900 ms.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(150 + seed % 750)).await;
+        agent.signal("KILL");
+        drop(agent);
+        let conn = open_db(&db);
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity_check");
+        assert_eq!(check, "ok", "round {round}");
+        assert_whole_cycles(&db, 10);
+    }
+    assert!(count(&db, "SELECT count(*) FROM monitoring_cycles") > 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_held_by_another_process_loses_no_cycle() {
+    let ok = Server::start(200).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let mut cmd = agent_cmd(&db, "0.5", &[("a", ok.url("/a")), ("b", ok.url("/b"))]);
+    cmd.env("PING_URL", ok.url("/ping"));
+    let agent = AgentProcess::spawn(cmd);
+    wait_for("two cycles", Duration::from_secs(15), || {
+        count(&db, "SELECT count(*) FROM monitoring_cycles") >= 2
+    })
+    .await;
+    let before = count(&db, "SELECT count(*) FROM monitoring_cycles");
+    let locked_db = db.clone();
+    // Another process's write lock, held for several cycles (here: another connection).
+    tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open(&locked_db).expect("open");
+        conn.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        std::thread::sleep(Duration::from_secs(4));
+        conn.execute_batch("COMMIT").expect("unlock");
+    })
+    .await
+    .expect("join");
+    let during = count(&db, "SELECT count(*) FROM monitoring_cycles");
+    assert!(
+        during <= before + 1,
+        "writes went through the lock: {before} -> {during}"
+    );
+    wait_for("the queued cycles", Duration::from_secs(15), || {
+        count(&db, "SELECT count(*) FROM monitoring_cycles") >= before + 9
+    })
+    .await;
+    let (status, stderr) = tokio::task::spawn_blocking(move || agent.stop())
+        .await
+        .expect("join");
+    assert!(status.success(), "{stderr}");
+    assert_consecutive(&slots(&db, 500));
+    assert_whole_cycles(&db, 2);
+}

@@ -1,0 +1,170 @@
+//! Test fixtures: the binary with a clean environment, and small real HTTP servers on 127.0.0.1
+//! whose behaviour a test switches while the agent runs.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::any;
+
+/// The binary with an empty environment (plus PATH), so nothing from the machine leaks in.
+pub fn heartbeat() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_heartbeat"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+/// A status code of 0 makes a server hang (accept, never answer).
+pub const HANG: u16 = 0;
+
+/// One request a server received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A real HTTP server answering every request with a switchable status and recording what it
+/// received.
+#[derive(Clone)]
+pub struct Server {
+    pub addr: SocketAddr,
+    status: Arc<AtomicU16>,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Server {
+    pub async fn start(status: u16) -> Server {
+        let state = Server {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            status: Arc::new(AtomicU16::new(status)),
+            received: Arc::new(Mutex::new(Vec::new())),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = Router::new()
+            .fallback(any(handle))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Server { addr, ..state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Bodies of the POST requests received, parsed as JSON.
+    pub fn posted_json(&self) -> Vec<serde_json::Value> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .filter_map(|r| serde_json::from_slice(&r.body).ok())
+            .collect()
+    }
+}
+
+async fn handle(
+    State(server): State<Server>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    server.received.lock().expect("lock").push(Received {
+        method: method.to_string(),
+        headers,
+        body,
+    });
+    match server.status.load(Ordering::SeqCst) {
+        HANG => std::future::pending().await,
+        code => StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// Waits until `cond` holds, polling; panics with `what` after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A running agent process; killed when dropped.
+pub struct AgentProcess {
+    pub child: Child,
+}
+
+impl AgentProcess {
+    pub fn spawn(mut cmd: Command) -> AgentProcess {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn heartbeat");
+        AgentProcess { child }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then the exit status and everything it logged.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        self.signal("TERM");
+        let output = std::mem::replace(
+            &mut self.child,
+            Command::new("true").spawn().expect("placeholder"),
+        )
+        .wait_with_output()
+        .expect("wait");
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A read-only connection to the agent's database.
+pub fn open_db(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open db")
+}
+
+/// How many rows `sql` (a `SELECT count(*) …`) counts; 0 while the database does not exist.
+pub fn count(path: &Path, sql: &str) -> i64 {
+    if !path.exists() {
+        return 0;
+    }
+    open_db(path).query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+}

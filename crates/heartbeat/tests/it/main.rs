@@ -1,0 +1,6 @@
+//! End-to-end tests of the `heartbeat` binary: configuration errors, the agent against real
+//! local targets, webhook and heartbeat receivers, and the database it writes.
+
+mod agent;
+mod common;
+mod config;
