@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use hb_store::reader::{LatestCycle, Window};
+use hb_store::reader::{LatestCycle, Source, Window};
 use hb_store::rollup_schema::{CycleAcc, STATUS_NAMES, ServiceAcc};
 use serde_json::{Map, Value, json};
 
@@ -118,8 +118,17 @@ pub(crate) async fn handler(
     let Some((latest, window)) = data else {
         return Err(ApiError::NotFound);
     };
-    tracing::debug!(range = %range, source = ?window.source, "live");
-    Ok(Json(build(&state, &range, &latest, &window)).into_response())
+    let source = match window.source {
+        Source::Raw => "raw",
+        Source::Rollup => "rollup",
+        Source::Mixed => "mixed",
+    };
+    // Says which rows answered, for operators and tests; the body is the same either way.
+    Ok((
+        [("x-heartbeat-source", source)],
+        Json(build(&state, &range, &latest, &window)),
+    )
+        .into_response())
 }
 
 /// The response body.

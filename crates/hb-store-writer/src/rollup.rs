@@ -1,5 +1,5 @@
 //! Aggregates the dashboard reads, maintained inside each cycle's transaction: one row per tier
-//! block (day, hour, minute) for the cycle and one per service, merged read-modify-write so a
+//! block (day, hour, six minutes, minute) for the cycle and one per service, merged read-modify-write so a
 //! block always equals the aggregate of the raw rows it spans.
 
 use hb_core::CycleRecord;

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 /// Tier widths in seconds, largest first. Every block starts at a multiple of its width since
 /// the Unix epoch, so a block of a larger tier is an exact union of blocks of the smaller ones.
-pub const TIERS_S: [i64; 3] = [86_400, 3_600, 60];
+/// Six minutes divides the default bucket widths of every range from 3h to 30d (6, 12, 24, 48,
+/// 336 and 1440 minutes), so bucket edges inside an hour cost a few rows, not sixty.
+pub const TIERS_S: [i64; 4] = [86_400, 3_600, 360, 60];
 
 /// Migration 3: rollup tables. `rollup_meta.covered_from_ms` is the first instant from which
 /// every cycle is rolled up (the first minute boundary after the newest cycle that existed when

@@ -43,6 +43,20 @@ impl Server {
         (status, r.text().await.expect("body"))
     }
 
+    async fn source(&self, path: &str) -> String {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        r.headers()
+            .get("x-heartbeat-source")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_owned()
+    }
+
     async fn json(&self, path: &str) -> (u16, Value) {
         let (s, body) = self.get(path).await;
         (s, serde_json::from_str(&body).expect("json body"))
@@ -651,8 +665,20 @@ async fn rollups_answer_exactly_like_raw_rows_on_every_range() {
     let a = start(&rolled, Opts::default()).await;
     let b = start(&legacy, Opts::default()).await;
     let c = start(&mixed, Opts::default()).await;
-    for range in RANGES {
+    for (range, rolled_src, mixed_src) in [
+        ("live", "raw", "raw"),
+        ("1h", "rollup", "rollup"),
+        ("3h", "rollup", "rollup"),
+        ("6h", "rollup", "rollup"),
+        ("12h", "rollup", "rollup"),
+        ("24h", "rollup", "rollup"),
+        ("7d", "rollup", "rollup"),
+        ("30d", "rollup", "mixed"),
+    ] {
         let path = format!("/api/live?range={range}");
+        assert_eq!(a.source(&path).await, rolled_src, "{range}");
+        assert_eq!(b.source(&path).await, "raw", "{range}");
+        assert_eq!(c.source(&path).await, mixed_src, "{range}");
         let (sa, ja) = a.json(&path).await;
         let (sb, jb) = b.json(&path).await;
         let (sc, jc) = c.json(&path).await;
