@@ -384,3 +384,62 @@ async fn a_lock_held_by_another_process_loses_no_cycle() {
     assert_consecutive(&slots(&db, 500));
     assert_whole_cycles(&db, 2);
 }
+
+/// `TZ=America/Lima` must work in a container without `/usr/share/zoneinfo`: the time-zone data
+/// is built in. The test hides the system's zoneinfo in a private mount namespace.
+#[tokio::test(flavor = "multi_thread")]
+async fn lima_offsets_without_system_zoneinfo() {
+    let ok = Server::start(200).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let bin = env!("CARGO_BIN_EXE_heartbeat");
+    let cmd = agent_cmd(&db, "10", &[("ok", ok.url("/"))]);
+    let script = format!(
+        "mount -t tmpfs tmpfs /usr/share/zoneinfo && ls -A /usr/share/zoneinfo | wc -l && \
+         exec {bin} agent --once --json"
+    );
+    let mut unshare = Command::new("unshare");
+    unshare.args(["-m", "sh", "-c", &script]);
+    unshare.env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            unshare.env(k, v);
+        }
+    }
+    unshare
+        .env("TZ", "America/Lima")
+        .env("PING_URL", ok.url("/"));
+    let out = tokio::task::spawn_blocking(move || unshare.output())
+        .await
+        .expect("join");
+    let out = match out {
+        Ok(out) if out.status.success() => out,
+        Ok(out) if !std::path::Path::new(&db).exists() => {
+            eprintln!(
+                "skipped: cannot hide zoneinfo in a mount namespace (needs root): {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+            );
+            return;
+        }
+        Ok(out) => panic!("agent failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => {
+            eprintln!("skipped: unshare unavailable: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("0"), "zoneinfo was not hidden");
+    let cycle: serde_json::Value = serde_json::from_str(lines.next().expect("json")).expect("json");
+    let ts = cycle["timestamp"].as_str().expect("timestamp");
+    assert!(ts.ends_with("-05:00"), "{ts}");
+    let stored: String = open_db(&db)
+        .query_row("SELECT timestamp_lima FROM monitoring_cycles", [], |r| {
+            r.get(0)
+        })
+        .expect("row");
+    assert_eq!(stored, ts);
+}
