@@ -1,12 +1,18 @@
 //! `bench-targets`: N HTTP targets on 127.0.0.1, each on its own port, answering every request
 //! after a fixed delay. Prints one `SERVICE_URL_<name>=<url>` line per target, then a `READY`
 //! line, and serves until killed. Used by `bench/agent.py`; not part of the product.
+//!
+//! A timer never fires exactly on time, so every target records how long it really held each
+//! request (from the request being parsed to the response being handed back): `GET /__held`
+//! on any target returns those hold times in microseconds (and clears them). The benchmark
+//! compares the agent's measured latency with them, which isolates the agent's own error.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::any;
+use axum::routing::{any, get};
 use clap::Parser;
 
 /// Local benchmark targets.
@@ -41,10 +47,35 @@ fn main() -> std::io::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let delay = Duration::from_millis(args.delay_ms);
-        let app = Router::new().fallback(any(move || async move {
-            tokio::time::sleep(delay).await;
-            StatusCode::OK
-        }));
+        let held: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&held);
+        let app = Router::new()
+            .route(
+                "/__held",
+                get(move || {
+                    let held = Arc::clone(&held);
+                    async move {
+                        let list = held
+                            .lock()
+                            .map(|mut v| std::mem::take(&mut *v))
+                            .unwrap_or_default();
+                        let body: Vec<String> = list.iter().map(u64::to_string).collect();
+                        format!("[{}]", body.join(","))
+                    }
+                }),
+            )
+            .fallback(any(move || {
+                let record = Arc::clone(&record);
+                async move {
+                    let start = Instant::now();
+                    tokio::time::sleep(delay).await;
+                    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    if let Ok(mut v) = record.lock() {
+                        v.push(micros);
+                    }
+                    StatusCode::OK
+                }
+            }));
         let mut out = String::new();
         let mut servers = Vec::with_capacity(args.count);
         for i in 0..args.count {
@@ -54,7 +85,9 @@ fn main() -> std::io::Result<()> {
                 "SERVICE_URL_t{i:05}=http://127.0.0.1:{port}/health\n"
             ));
             let app = app.clone();
-            servers.push(tokio::spawn(async move { axum::serve(listener, app).await }));
+            servers.push(tokio::spawn(
+                async move { axum::serve(listener, app).await },
+            ));
         }
         print!("{out}READY\n");
         use std::io::Write as _;
