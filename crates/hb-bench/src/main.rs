@@ -89,7 +89,7 @@ fn main() -> std::io::Result<()> {
                 async move { axum::serve(listener, app).await },
             ));
         }
-        print!("{out}READY\n");
+        println!("{out}READY");
         use std::io::Write as _;
         std::io::stdout().flush()?;
         for s in servers {
