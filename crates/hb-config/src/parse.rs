@@ -226,7 +226,7 @@ pub(crate) fn load(env: &EnvSource, role: Role) -> Result<Config, ConfigErrors> 
     let mask_errors = r.boolean("DASHBOARD_MASK_ERRORS", true);
     let umami_script_url = r.optional("UMAMI_SCRIPT_URL").map(str::to_owned);
     let umami_website_id = r.optional("UMAMI_WEBSITE_ID").map(str::to_owned);
-    let mock_port = r.integer("MOCK_PORT", 8080, 1, 65_535) as u16;
+    let mock_port = r.integer("MOCK_PORT", 8080, 0, 65_535) as u16;
 
     let services = if matches!(role, Role::Agent | Role::Check) {
         read_services(&mut r)
@@ -235,6 +235,13 @@ pub(crate) fn load(env: &EnvSource, role: Role) -> Result<Config, ConfigErrors> 
     };
 
     if matches!(role, Role::Agent | Role::Check) {
+        if service_timeout >= loop_interval {
+            warnings.push(format!(
+                "SERVICE_TIMEOUT_SECONDS ({}) is not shorter than LOOP_INTERVAL_SECONDS ({}): a cycle with an unresponsive service will overrun and skip ticks",
+                service_timeout.as_secs_f64(),
+                loop_interval.as_secs_f64()
+            ));
+        }
         if heartbeat_url.is_none() {
             warnings.push("HEARTBEAT_URL is not set: the heartbeat is disabled".to_owned());
         } else if secret_key.is_none() {

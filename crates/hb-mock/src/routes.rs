@@ -35,6 +35,7 @@ pub fn app(state: MockState) -> Router {
         .route("/api/logs", get(logs))
         .route("/api/alerts", get(list_alerts).post(receive_alert))
         .route("/svc/{name}", get(service))
+        .route("/ping", get(ping))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), log_requests))
         .with_state(state)
@@ -74,6 +75,16 @@ fn with_note(note: impl Into<String>, response: impl IntoResponse) -> Response {
     let mut response = response.into_response();
     response.extensions_mut().insert(Note(note.into()));
     response
+}
+
+/// A simulated internet check target: up while the simulation is online, 503 while it is
+/// offline (so the online switch also simulates an internet outage for an agent's `PING_URL`).
+async fn ping(State(state): State<MockState>) -> Response {
+    if state.simulation().online {
+        with_note("internet up", StatusCode::NO_CONTENT)
+    } else {
+        with_note("simulated internet outage", StatusCode::SERVICE_UNAVAILABLE)
+    }
 }
 
 async fn page() -> Html<&'static str> {

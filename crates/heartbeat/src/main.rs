@@ -27,8 +27,10 @@ enum Command {
     Agent(cmd::agent::Args),
     /// Validate the configuration and print it resolved, secrets redacted.
     Config(cmd::config::Args),
-    /// Serve the read-only dashboard API.
+    /// Serve the read-only dashboard: the web page and the REST API.
     Dashboard(cmd::dashboard::Args),
+    /// Run the mock, an agent watching its simulated services and the dashboard, all in one.
+    Demo(cmd::demo::Args),
     /// Run the development mock: heartbeat receiver, simulated services, alert sink, controller page.
     Mock(cmd::mock::Args),
     /// Write a synthetic database (development: tests and benchmarks).
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Config(args) => cmd::config::run(args, env),
         Command::Dashboard(args) => cmd::dashboard::run(args, env),
         Command::Mock(args) => cmd::mock::run(args, env),
+        Command::Demo(args) => cmd::demo::run(args, env),
         Command::GenDb(args) => cmd::gen_db::run(args),
     };
     match result {

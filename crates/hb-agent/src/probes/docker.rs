@@ -67,9 +67,15 @@ impl DockerProber {
 
     /// Running containers, or -1 when the API cannot be reached (SPEC §3.3).
     pub async fn running_count(&self) -> i64 {
-        let Some(docker) = self.client() else {
-            return -1;
-        };
+        self.running_names()
+            .await
+            .map_or(-1, |names| i64::try_from(names.len()).unwrap_or(i64::MAX))
+    }
+
+    /// Names of the running containers (without the leading `/`), `None` when the Docker API
+    /// is unavailable.
+    pub async fn running_names(&self) -> Option<Vec<String>> {
+        let docker = self.client()?;
         self.negotiate_once(&docker).await;
         let options = ListContainersOptions {
             all: false,
@@ -77,15 +83,24 @@ impl DockerProber {
         };
         let call = docker.list_containers(Some(options));
         match tokio::time::timeout(self.inner.timeout, call).await {
-            Ok(Ok(list)) => i64::try_from(list.len()).unwrap_or(i64::MAX),
+            Ok(Ok(list)) => Some(
+                list.into_iter()
+                    .map(|c| {
+                        c.names
+                            .and_then(|n| n.into_iter().next())
+                            .map(|n| n.trim_start_matches('/').to_owned())
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            ),
             Ok(Err(e)) => {
                 let outcome = self.classify(&e);
                 tracing::debug!(reason = ?outcome.reason, "listing containers failed");
-                -1
+                None
             }
             Err(_elapsed) => {
                 tracing::debug!("listing containers timed out");
-                -1
+                None
             }
         }
     }

@@ -352,6 +352,16 @@ async fn answering_services_give_their_status_codes() {
 }
 
 #[tokio::test]
+async fn ping_follows_the_online_switch() {
+    let mock = start().await;
+    let r = mock.client.head(mock.url("/ping")).send().await.expect("ping");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    mock.set(json!({"online": false})).await;
+    let r = mock.client.head(mock.url("/ping")).send().await.expect("ping");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
 async fn slow_answers_after_its_delay() {
     let mock = start().await;
     mock.set(json!({"services": {"slow": {"delay_ms": 400}}}))

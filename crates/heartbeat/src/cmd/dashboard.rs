@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use hb_config::{EnvSource, Role};
+use hb_config::{Config, EnvSource, Role};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
@@ -20,6 +20,30 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
     };
     crate::logging::init(config.log_format);
     let bind = args.bind.unwrap_or_else(|| config.dashboard_bind.clone());
+    let state = app_state(&config);
+    let db_path = config.db_path.clone();
+    // Reads run on the blocking pool, at most POOL_MAX at a time; capping its threads keeps
+    // malloc arenas (and so memory) bounded under load.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(hb_dashboard::READ_CONCURRENCY)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .with_context(|| format!("cannot listen on '{bind}' (DASHBOARD_BIND / --bind)"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(addr = %local, db = %db_path.display(), "dashboard listening");
+        let shutdown = CancellationToken::new();
+        super::cancel_on_signal(shutdown.clone());
+        let app = hb_dashboard::app(state);
+        hb_dashboard::serve(listener, app, async move { shutdown.cancelled().await }).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The dashboard's state from the configuration (shared with `heartbeat demo`).
+pub fn app_state(config: &Config) -> hb_dashboard::AppState {
     let settings = hb_dashboard::Settings {
         db_path: config.db_path.clone(),
         target_data_points: config.target_data_points,
@@ -27,17 +51,10 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
         mask_errors: config.mask_errors,
         cors_origins: config.cors_origins.clone(),
     };
-    let runtime = super::runtime()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&bind)
-            .await
-            .with_context(|| format!("cannot listen on '{bind}' (DASHBOARD_BIND / --bind)"))?;
-        let local = listener.local_addr()?;
-        tracing::info!(addr = %local, db = %settings.db_path.display(), "dashboard listening");
-        let shutdown = CancellationToken::new();
-        super::cancel_on_signal(shutdown.clone());
-        let app = hb_dashboard::app(hb_dashboard::AppState::new(settings));
-        hb_dashboard::serve(listener, app, async move { shutdown.cancelled().await }).await?;
-        Ok(ExitCode::SUCCESS)
-    })
+    hb_dashboard::AppState::new(settings).with_analytics(
+        hb_dashboard::assets::Analytics::from_settings(
+            config.umami_script_url.as_deref(),
+            config.umami_website_id.as_deref(),
+        ),
+    )
 }

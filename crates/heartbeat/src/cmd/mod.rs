@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod config;
 pub mod dashboard;
+pub mod demo;
 pub mod gen_db;
 pub mod mock;
 

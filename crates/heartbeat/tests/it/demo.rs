@@ -1,0 +1,190 @@
+//! `heartbeat demo` end to end: one command starts the mock, the agent and the dashboard; a
+//! simulated service flipped to down through the mock's API shows in the dashboard API and in
+//! the mock's alert sink after the threshold, and its recovery follows.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{AgentProcess, heartbeat};
+
+fn url_after<'a>(lines: &'a [String], label: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no '{label}' line in {lines:?}"))
+}
+
+async fn poll<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_shows_a_flipped_service_in_the_dashboard_and_the_sink() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = heartbeat();
+    cmd.arg("demo")
+        .current_dir(dir.path())
+        .env("MOCK_PORT", "0")
+        .env("DASHBOARD_BIND", "127.0.0.1:0")
+        .env("LOOP_INTERVAL_SECONDS", "1")
+        .env("SERVICE_TIMEOUT_SECONDS", "0.5")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let demo = AgentProcess { child };
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take(4)
+            .collect()
+    })
+    .await
+    .expect("join");
+    let dashboard = url_after(&lines, "dashboard:")
+        .trim_end_matches('/')
+        .to_owned();
+    let controller = url_after(&lines, "controller:")
+        .trim_end_matches('/')
+        .to_owned();
+
+    let client = reqwest::Client::new();
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            let r = client.get(url).send().await.ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            r.json::<Value>().await.ok()
+        }
+    };
+    let status_of = |live: &Value, name: &str| {
+        live["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == name))
+            .map(|s| s["status"].as_str().unwrap_or("").to_owned())
+    };
+
+    // The dashboard serves the demo's cycles, with one service per simulated behaviour.
+    let live = poll("the first cycles", Duration::from_secs(20), async || {
+        get(format!("{dashboard}/api/live?range=live")).await
+    })
+    .await;
+    for (name, status) in [
+        ("healthy", "healthy"),
+        ("error500", "error"),
+        ("down", "down"),
+        ("timeout", "timeout"),
+    ] {
+        assert_eq!(
+            status_of(&live, name).as_deref(),
+            Some(status),
+            "{name}: {live}"
+        );
+    }
+
+    // Flip `healthy` to down through the mock's API.
+    let r = client
+        .post(format!("{controller}/api/config"))
+        .json(&json!({"services": {"healthy": {"behavior": "down"}}}))
+        .send()
+        .await
+        .expect("config");
+    assert!(r.status().is_success());
+    poll(
+        "the dashboard to show healthy as down",
+        Duration::from_secs(20),
+        async || {
+            let live = get(format!("{dashboard}/api/live?range=live")).await?;
+            (status_of(&live, "healthy").as_deref() == Some("down")).then_some(())
+        },
+    )
+    .await;
+    let down_alert = poll(
+        "the down alert in the sink",
+        Duration::from_secs(20),
+        async || {
+            let alerts = get(format!("{controller}/api/alerts")).await?;
+            alerts["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| {
+                    a["title"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("healthy is down"))
+                })
+                .cloned()
+        },
+    )
+    .await;
+    assert!(
+        down_alert["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("**Service:** healthy"))
+    );
+
+    // Flip it back: the recovery alert follows.
+    client
+        .post(format!("{controller}/api/config"))
+        .json(&json!({"services": {"healthy": {"behavior": "healthy"}}}))
+        .send()
+        .await
+        .expect("config");
+    poll(
+        "the recovery alert in the sink",
+        Duration::from_secs(20),
+        async || {
+            let alerts = get(format!("{controller}/api/alerts")).await?;
+            alerts["alerts"]
+                .as_array()?
+                .iter()
+                .any(|a| {
+                    a["title"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("healthy recovered"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    // The dashboard's alert history has both, delivered.
+    poll(
+        "both deliveries in the dashboard",
+        Duration::from_secs(20),
+        async || {
+            let history = get(format!("{dashboard}/api/alerts?limit=100")).await?;
+            let delivered: Vec<String> = history["alerts"]
+                .as_array()?
+                .iter()
+                .filter(|a| a["item"] == "healthy" && !a["delivered_at"].is_null())
+                .filter_map(|a| a["new_status"].as_str().map(str::to_owned))
+                .collect();
+            (delivered.iter().any(|s| s == "down") && delivered.iter().any(|s| s == "healthy"))
+                .then_some(())
+        },
+    )
+    .await;
+
+    let (status, stderr) = tokio::task::spawn_blocking(move || demo.stop())
+        .await
+        .expect("join");
+    assert!(status.success(), "{stderr}");
+    assert!(dir.path().join("data/demo/metrics.db").exists());
+}
