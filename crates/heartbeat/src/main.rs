@@ -31,6 +31,8 @@ enum Command {
     Dashboard(cmd::dashboard::Args),
     /// Run the mock, an agent watching its simulated services and the dashboard, all in one.
     Demo(cmd::demo::Args),
+    /// Exit 0 when the agent wrote a cycle recently (or an http:// URL answers 2xx).
+    Healthcheck(cmd::healthcheck::Args),
     /// Run the development mock: heartbeat receiver, simulated services, alert sink, controller page.
     Mock(cmd::mock::Args),
     /// Write a synthetic database (development: tests and benchmarks).
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Dashboard(args) => cmd::dashboard::run(args, env),
         Command::Mock(args) => cmd::mock::run(args, env),
         Command::Demo(args) => cmd::demo::run(args, env),
+        Command::Healthcheck(args) => cmd::healthcheck::run(args, env),
         Command::GenDb(args) => cmd::gen_db::run(args),
     };
     match result {

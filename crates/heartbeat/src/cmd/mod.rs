@@ -5,6 +5,7 @@ pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod gen_db;
+pub mod healthcheck;
 pub mod mock;
 
 use std::process::ExitCode;

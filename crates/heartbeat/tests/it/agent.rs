@@ -443,3 +443,47 @@ async fn lima_offsets_without_system_zoneinfo() {
         .expect("row");
     assert_eq!(stored, ts);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthcheck_follows_the_newest_cycle_and_urls() {
+    let ok = Server::start(200).await;
+    let broken = Server::start(503).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let run = |args: Vec<String>| {
+        let db = db.clone();
+        async move {
+            let mut cmd = heartbeat();
+            cmd.arg("healthcheck").args(args).env("SQLITE_DB_PATH", &db);
+            tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+                .await
+                .expect("join")
+                .status
+                .code()
+        }
+    };
+    assert_eq!(run(vec![]).await, Some(1), "no database yet");
+    let mut once = agent_cmd(&db, "10", &[("ok", ok.url("/"))]);
+    once.args(["--once"]).env("PING_URL", ok.url("/"));
+    let status = tokio::task::spawn_blocking(move || once.status())
+        .await
+        .expect("join")
+        .expect("run");
+    assert!(status.success());
+    assert_eq!(run(vec![]).await, Some(0), "a fresh cycle");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        run(vec!["--max-age".into(), "1".into()]).await,
+        Some(1),
+        "too old"
+    );
+    assert_eq!(run(vec!["--url".into(), ok.url("/health")]).await, Some(0));
+    assert_eq!(
+        run(vec!["--url".into(), broken.url("/health")]).await,
+        Some(1)
+    );
+    assert_eq!(
+        run(vec!["--url".into(), "http://127.0.0.1:1/".into()]).await,
+        Some(1)
+    );
+}
