@@ -61,6 +61,11 @@ pub(crate) async fn read<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&DbQuery<'_>) -> Result<T, ReadError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    // Bounded so that at most POOL_MAX connections and blocking threads exist: more would only
+    // queue on two cores and cost memory.
+    let Ok(_permit) = state.reads.acquire().await else {
+        return Err(ApiError::Internal);
+    };
     let reader = state.reader.clone();
     match tokio::task::spawn_blocking(move || reader.query(f)).await {
         Ok(r) => r.map_err(ApiError::from),

@@ -23,6 +23,9 @@ use tower_http::trace::TraceLayer;
 pub use live::{RANGES, range_seconds};
 pub use mask::mask_error;
 
+/// How many database reads run at once (each on a blocking thread with its own connection).
+pub const READ_CONCURRENCY: usize = hb_store::reader::POOL_MAX;
+
 /// Where "now" comes from; tests pin it.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 
@@ -46,6 +49,7 @@ pub struct AppState {
     pub(crate) reader: Arc<Reader>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) clock: Clock,
+    pub(crate) reads: Arc<tokio::sync::Semaphore>,
     pub(crate) analytics: Option<assets::Analytics>,
 }
 
@@ -56,6 +60,7 @@ impl AppState {
             reader: Arc::new(Reader::new(settings.db_path.clone())),
             settings: Arc::new(settings),
             clock: Arc::new(jiff::Timestamp::now),
+            reads: Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY)),
             analytics: None,
         }
     }

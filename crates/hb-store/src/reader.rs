@@ -42,8 +42,12 @@ impl ReadError {
     }
 }
 
-/// How many idle connections the reader keeps.
-const POOL_MAX: usize = 8;
+/// How many idle connections the reader keeps (callers bound concurrency to about this).
+pub const POOL_MAX: usize = 4;
+
+/// Page cache per connection, KiB. Rollup reads touch few pages; a small cache keeps the
+/// dashboard's memory low. (`cache_size` is a per-connection setting: it writes nothing.)
+const CACHE_KIB: i64 = 1024;
 
 /// A pool of read-only connections to one database file. Opening never fails: a missing or
 /// empty database shows up as [`ReadError::Unavailable`] on the first query.
@@ -90,6 +94,7 @@ impl Reader {
         .map_err(ReadError::classify)?;
         conn.busy_timeout(std::time::Duration::from_secs(2))?;
         conn.set_prepared_statement_cache_capacity(64);
+        conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}"))?;
         Ok(conn)
     }
 
@@ -250,7 +255,7 @@ impl Query<'_> {
     /// The newest cycle, `None` when there is none.
     pub fn latest_cycle(&self) -> Result<Option<LatestCycle>, ReadError> {
         let order = if self.schema.has_ts_ms {
-            "ts_ms DESC, timestamp_lima DESC"
+            "ts_ms DESC"
         } else {
             "timestamp_lima DESC"
         };
@@ -538,9 +543,10 @@ impl Query<'_> {
                     duration: Stat::from_columns(r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
                     ping: Stat::from_columns(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
                     inet_up: u64::try_from(r.get::<_, i64>(13)?).unwrap_or(0),
-                    workers: Counts::decode(&blob(r, 14)?),
+                    workers: Counts::default(),
                 };
                 bucket.cycles.merge(&acc);
+                bucket.cycles.workers.merge_encoded(blob(r, 14)?);
             }
             let mut rows = sst.query(params![tier, a, b])?;
             while let Some(r) = rows.next()? {
@@ -550,19 +556,27 @@ impl Query<'_> {
                 let count = |i: usize| -> rusqlite::Result<u64> {
                     Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
                 };
-                let acc = ServiceAcc {
-                    n: count(2)?,
-                    statuses: [count(3)?, count(4)?, count(5)?, count(6)?, count(7)?],
-                    latency: Stat::from_columns(r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?),
-                    hist: Counts::decode(&blob(r, 12)?),
-                };
                 let name = text(r, 1)?;
-                match bucket.services.get_mut(name) {
-                    Some(s) => s.merge(&acc),
-                    None => {
-                        bucket.services.insert(name.to_owned(), acc);
-                    }
+                if !bucket.services.contains_key(name) {
+                    bucket
+                        .services
+                        .insert(name.to_owned(), ServiceAcc::default());
                 }
+                let Some(acc) = bucket.services.get_mut(name) else {
+                    continue;
+                };
+                // Merged in place: no per-row allocation (this loop runs for thousands of rows).
+                acc.n += count(2)?;
+                for (k, slot) in acc.statuses.iter_mut().enumerate() {
+                    *slot += count(3 + k)?;
+                }
+                acc.latency.merge(&Stat::from_columns(
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                ));
+                acc.hist.merge_encoded(blob(r, 12)?);
             }
         }
         Ok(())
@@ -575,10 +589,10 @@ fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
     })
 }
 
-fn blob(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<u8>> {
+fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
     Ok(match r.get_ref(i)? {
-        rusqlite::types::ValueRef::Blob(b) => b.to_vec(),
-        _ => Vec::new(),
+        rusqlite::types::ValueRef::Blob(b) => b,
+        _ => &[],
     })
 }
 

@@ -184,12 +184,17 @@ impl Counts {
     /// Decodes [`Counts::encode`]; a truncated tail is ignored.
     pub fn decode(bytes: &[u8]) -> Counts {
         let mut c = Counts::default();
+        c.merge_encoded(bytes);
+        c
+    }
+
+    /// Adds the counts of an encoded blob.
+    pub fn merge_encoded(&mut self, bytes: &[u8]) {
         for ch in bytes.chunks_exact(6) {
             let k = u16::from_le_bytes([ch[0], ch[1]]);
             let v = u32::from_le_bytes([ch[2], ch[3], ch[4], ch[5]]);
-            c.add(k, u64::from(v));
+            self.add(k, u64::from(v));
         }
-        c
     }
 
     /// Nearest-rank percentile of a latency histogram, clamped to the observed range.
