@@ -254,21 +254,17 @@ impl Query<'_> {
 
     /// The newest cycle, `None` when there is none.
     pub fn latest_cycle(&self) -> Result<Option<LatestCycle>, ReadError> {
-        let order = if self.schema.has_ts_ms {
-            "ts_ms DESC"
-        } else {
-            "timestamp_lima DESC"
+        let Some(id) = self.latest_cycle_id()? else {
+            return Ok(None);
         };
-        let sql = format!(
-            "SELECT id, timestamp_lima, cpu_percent, ram_percent, ram_used_mb, disk_percent,
+        let sql = "SELECT id, timestamp_lima, cpu_percent, ram_percent, ram_used_mb, disk_percent,
                     uptime_seconds, container_count, internet_status, ping_ms, worker_status,
                     cycle_duration_ms
-               FROM monitoring_cycles ORDER BY {order} LIMIT 1"
-        );
+               FROM monitoring_cycles WHERE id = ?1";
         let row = self
             .conn
-            .prepare_cached(&sql)?
-            .query_row([], |r| {
+            .prepare_cached(sql)?
+            .query_row([&id], |r| {
                 let timestamp: String = r.get(1)?;
                 Ok(LatestCycle {
                     id: r.get(0)?,
@@ -309,6 +305,46 @@ impl Query<'_> {
             cycle.checks.push(r?);
         }
         Ok(Some(cycle))
+    }
+
+    /// The id of the cycle with the latest instant.
+    fn latest_cycle_id(&self) -> Result<Option<String>, ReadError> {
+        if self.schema.has_ts_ms {
+            return Ok(self
+                .conn
+                .prepare_cached("SELECT id FROM monitoring_cycles ORDER BY ts_ms DESC LIMIT 1")?
+                .query_row([], |r| r.get(0))
+                .optional()?);
+        }
+        // Without instants, the greatest string is not the latest cycle when offsets differ:
+        // compare as instants every row within two days (more than any two offsets apart).
+        let max: Option<String> = self
+            .conn
+            .prepare_cached("SELECT MAX(timestamp_lima) FROM monitoring_cycles")?
+            .query_row([], |r| r.get(0))?;
+        let Some(max) = max else {
+            return Ok(None);
+        };
+        let lo = max
+            .get(..10)
+            .and_then(|d| d.parse::<jiff::civil::Date>().ok())
+            .and_then(|d| d.checked_sub(jiff::Span::new().days(2)).ok())
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, timestamp_lima FROM monitoring_cycles WHERE timestamp_lima >= ?1",
+        )?;
+        let mut rows = st.query([&lo])?;
+        let mut best: Option<(i64, String)> = None;
+        while let Some(r) = rows.next()? {
+            let Some(ts) = parse_instant_ms(text(r, 1)?) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(b, _)| ts > *b) {
+                best = Some((ts, r.get(0)?));
+            }
+        }
+        Ok(best.map(|(_, id)| id))
     }
 
     /// Newest alerts first; an empty list when the database predates the alerts table.

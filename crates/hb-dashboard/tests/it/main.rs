@@ -67,6 +67,8 @@ struct Opts {
     now_s: i64,
     mask: bool,
     cors: Vec<String>,
+    points: u32,
+    tz: jiff::tz::TimeZone,
 }
 
 impl Default for Opts {
@@ -75,6 +77,8 @@ impl Default for Opts {
             now_s: NOW,
             mask: true,
             cors: Vec::new(),
+            points: 30,
+            tz: jiff::tz::TimeZone::UTC,
         }
     }
 }
@@ -83,8 +87,8 @@ async fn start(db: &Path, opts: Opts) -> Server {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Settings {
         db_path: db.to_path_buf(),
-        target_data_points: 30,
-        tz: jiff::tz::TimeZone::UTC,
+        target_data_points: opts.points,
+        tz: opts.tz,
         mask_errors: opts.mask,
         cors_origins: opts.cors,
     };
@@ -877,4 +881,60 @@ async fn read_only_directory_while_the_agent_writes() {
     chmod(&data, 0o755);
     let (status, _) = srv.json("/health").await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn other_point_counts_and_zones_keep_rollups_and_raw_rows_equal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rolled = dir.path().join("rolled.db");
+    let legacy = dir.path().join("legacy.db");
+    let cycles = month_cycles();
+    hb_store_writer::Writer::open(&rolled)
+        .expect("writer")
+        .record_cycles(&cycles)
+        .expect("record");
+    write_legacy(&legacy, &cycles, |i| if i % 3 == 0 { 9 } else { -5 });
+    // 12 points: whole-minute widths (rollups); 7 points: 3600/7 s is not (raw rows).
+    for (points, source_1h) in [(12, "rollup"), (7, "raw")] {
+        let lima = jiff::tz::TimeZone::get("America/Lima").expect("bundled tz");
+        let opts = || Opts {
+            points,
+            tz: lima.clone(),
+            ..Opts::default()
+        };
+        let a = start(&rolled, opts()).await;
+        let b = start(&legacy, opts()).await;
+        assert_eq!(a.source("/api/live?range=1h").await, source_1h, "{points}");
+        for range in RANGES {
+            let path = format!("/api/live?range={range}");
+            let (sa, ja) = a.json(&path).await;
+            let (_, jb) = b.json(&path).await;
+            assert_eq!(sa, 200);
+            let n = ja["history"]["timestamps"].as_array().map(Vec::len);
+            assert_eq!(n, Some(points as usize + 1), "{range}");
+            assert_eq!(
+                without_last_updated(ja),
+                without_last_updated(jb),
+                "{points} {range}"
+            );
+        }
+        // Labels in the configured zone: NOW is 12:00:05 UTC, 07:00:05 in Lima.
+        let (_, j) = a.json("/api/live?range=live").await;
+        let last = j["history"]["times"]
+            .as_array()
+            .and_then(|t| t.last().cloned());
+        let width = 300 / i64::from(points);
+        let last_start = NOW / width * width;
+        assert_eq!(j["history"]["timestamps"][points as usize], last_start);
+        // 12:00:05 UTC is 07:00:05 in Lima (-05:00).
+        let want = jiff::Timestamp::from_second(last_start - 5 * 3600)
+            .expect("ts")
+            .strftime("%H:%M:%S")
+            .to_string();
+        assert!(
+            want.starts_with("06:59") || want.starts_with("07:00"),
+            "{want}"
+        );
+        assert_eq!(last, Some(Value::from(want)), "{points}");
+    }
 }
