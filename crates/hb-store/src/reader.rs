@@ -27,7 +27,7 @@ impl ReadError {
             let no_table = msg.as_deref().is_some_and(|m| m.contains("no such table"));
             match f.code {
                 rusqlite::ErrorCode::CannotOpen => {
-                    return ReadError::Unavailable("the database file cannot be opened".into());
+                    return ReadError::Unavailable(CANNOT_OPEN.into());
                 }
                 rusqlite::ErrorCode::NotADatabase => {
                     return ReadError::Unavailable("the file is not a SQLite database".into());
@@ -54,7 +54,7 @@ const CACHE_KIB: i64 = 1024;
 #[derive(Debug)]
 pub struct Reader {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Conn>>,
 }
 
 /// What the database holds, probed once per query so an upgrade by the agent is seen at once.
@@ -74,6 +74,15 @@ pub enum Source {
     Mixed,
 }
 
+/// A pooled connection; `immutable` ones are only valid while no writer exists.
+#[derive(Debug)]
+struct Conn {
+    conn: Connection,
+    immutable: bool,
+}
+
+const CANNOT_OPEN: &str = "the database file cannot be opened";
+
 impl Reader {
     pub fn new(path: impl Into<PathBuf>) -> Reader {
         Reader {
@@ -86,16 +95,70 @@ impl Reader {
         &self.path
     }
 
-    fn open(&self) -> Result<Connection, ReadError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+    fn sidecar(&self, suffix: &str) -> PathBuf {
+        let mut name = self.path.as_os_str().to_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    }
+
+    /// Whether a writer has (or had, with persistent WAL) the database open in WAL mode.
+    fn wal_present(&self) -> bool {
+        self.sidecar("-wal").exists() || self.sidecar("-shm").exists()
+    }
+
+    fn open(&self, immutable: bool) -> Result<Conn, ReadError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            let uri = format!("file:{}?immutable=1", uri_path(&self.path));
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+        } else {
+            Connection::open_with_flags(&self.path, flags)
+        }
         .map_err(ReadError::classify)?;
-        conn.busy_timeout(std::time::Duration::from_secs(2))?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))
+            .map_err(ReadError::classify)?;
         conn.set_prepared_statement_cache_capacity(64);
-        conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}"))?;
-        Ok(conn)
+        conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB}"))
+            .map_err(ReadError::classify)?;
+        Ok(Conn { conn, immutable })
+    }
+
+    /// A connection inside a fresh read transaction, with the schema probed.
+    ///
+    /// A WAL database whose `-wal`/`-shm` files are absent cannot be opened read-only in a
+    /// read-only directory (SQLite would have to create them). With no writer around (no such
+    /// file) it is opened `immutable`; such connections are dropped as soon as the files
+    /// appear, i.e. a writer started, and never used on a live database.
+    fn begin(&self) -> Result<(Conn, SchemaInfo), ReadError> {
+        let wal_present = self.wal_present();
+        loop {
+            let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
+            let Some(c) = pooled else { break };
+            if c.immutable && wal_present {
+                continue;
+            }
+            if let Ok(schema) = begin_probe(&c.conn) {
+                return Ok((c, schema));
+            }
+        }
+        let attempt = self
+            .open(false)
+            .and_then(|c| begin_probe(&c.conn).map(|s| (c, s)));
+        match attempt {
+            Ok(found) => Ok(found),
+            Err(ReadError::Unavailable(reason))
+                if reason == CANNOT_OPEN && !wal_present && self.path.is_file() =>
+            {
+                let c = self.open(true)?;
+                let schema = begin_probe(&c.conn)?;
+                tracing::info!(
+                    path = %self.path.display(),
+                    "no writer and no -wal/-shm files: reading the database immutable"
+                );
+                Ok((c, schema))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs `f` inside one read transaction (a consistent snapshot; no write lock).
@@ -103,34 +166,55 @@ impl Reader {
         &self,
         f: impl FnOnce(&Query<'_>) -> Result<T, ReadError>,
     ) -> Result<T, ReadError> {
-        let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
-        let conn = match pooled {
-            Some(c) => c,
-            None => self.open()?,
-        };
-        let result = run_query(&conn, f);
-        // A connection that failed may be stuck on a file that was replaced: drop it.
-        if result.is_ok()
-            && let Ok(mut idle) = self.idle.lock()
+        let (c, schema) = self.begin()?;
+        let result = f(&Query {
+            conn: &c.conn,
+            schema,
+        });
+        // COMMIT of a read transaction only releases the snapshot.
+        let end = c
+            .conn
+            .execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let value = result?;
+        end.map_err(ReadError::classify)?;
+        if let Ok(mut idle) = self.idle.lock()
             && idle.len() < POOL_MAX
         {
-            idle.push(conn);
+            idle.push(c);
         }
-        result
+        Ok(value)
+    }
+
+    /// Whether the last query was answered by an immutable connection (tests, logs).
+    pub fn is_immutable(&self) -> bool {
+        self.idle
+            .lock()
+            .map(|v| v.last().is_some_and(|c| c.immutable))
+            .unwrap_or(false)
     }
 }
 
-fn run_query<T>(
-    conn: &Connection,
-    f: impl FnOnce(&Query<'_>) -> Result<T, ReadError>,
-) -> Result<T, ReadError> {
+/// Percent-encodes what a SQLite URI filename cannot hold literally.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for ch in path.to_string_lossy().chars() {
+        match ch {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", ch as u32)),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+fn begin_probe(conn: &Connection) -> Result<SchemaInfo, ReadError> {
     conn.execute_batch("BEGIN").map_err(ReadError::classify)?;
-    let result = probe_schema(conn).and_then(|schema| f(&Query { conn, schema }));
-    // COMMIT of a read transaction only releases the snapshot.
-    let end = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
-    let value = result?;
-    end.map_err(ReadError::classify)?;
-    Ok(value)
+    match probe_schema(conn) {
+        Ok(schema) => Ok(schema),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 fn probe_schema(conn: &Connection) -> Result<SchemaInfo, ReadError> {

@@ -938,3 +938,64 @@ async fn other_point_counts_and_zones_keep_rollups_and_raw_rows_equal() {
         assert_eq!(last, Some(Value::from(want)), "{points}");
     }
 }
+
+/// Unmounts on drop, so a failing test leaves no mount behind.
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn mount_read_only(src: &Path, dst: &Path) -> Option<Mount> {
+    let ok = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ok(&["--bind".as_ref(), src.as_os_str(), dst.as_os_str()]) {
+        return None;
+    }
+    let m = Mount(dst.to_path_buf());
+    ok(&["-o".as_ref(), "remount,bind,ro".as_ref(), dst.as_os_str()]).then_some(m)
+}
+
+#[tokio::test]
+async fn original_database_on_a_read_only_mount_without_writer_then_with_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("rw");
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&src).expect("mkdir");
+    std::fs::create_dir(&ro).expect("mkdir");
+    let cycles = tiny_cycles();
+    // The original tool's WAL database, closed cleanly: no -wal/-shm files are left.
+    write_legacy(&src.join("m.db"), &cycles[..4], |_| -5);
+    assert!(!src.join("m.db-shm").exists());
+    let Some(_mount) = mount_read_only(&src, &ro) else {
+        eprintln!("skipped: cannot make a read-only bind mount here (needs root)");
+        return;
+    };
+    assert!(
+        std::fs::write(ro.join("probe"), b"x").is_err(),
+        "mount is read-only"
+    );
+
+    let srv = start(&ro.join("m.db"), Opts::default()).await;
+    let (status, j) = srv.json("/api/live?range=live").await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["system"]["cpu"], 40.0);
+
+    // An agent starts on the writable side: the reader must leave immutable mode and see
+    // the new cycle through the WAL.
+    let mut w = hb_store_writer::Writer::open(&src.join("m.db")).expect("writer");
+    w.record_cycle(&cycles[4], &[]).expect("record");
+    assert!(ro.join("m.db-wal").exists());
+    let (status, j) = srv.json("/api/live?range=live").await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["system"]["cpu"], 50.0, "new cycle visible");
+    assert_eq!(j["network"]["uptime_counts"]["failure"], 1);
+    drop(w);
+}
