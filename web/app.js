@@ -365,6 +365,12 @@ function dashboard() {
     },
 
     statusClass,
+    // Worker alerts carry HTTP-like codes rather than service statuses.
+    alertClass(a) {
+      if (a.item !== 'worker') return statusClass(a.new_status);
+      if (a.new_status === '200') return 'healthy';
+      return a.new_status === '220' || a.new_status === '221' ? 'timeout' : 'down';
+    },
     pct(v) {
       return v == null ? '—' : `${Number(v).toFixed(1)} %`;
     },
