@@ -103,7 +103,8 @@ function startDashboard(dbPath) {
   });
 }
 
-// Polls rather than waiting for 'exit': that event was not always delivered here.
+// Polls the exit status: waiting for the 'exit' event hung here once the browser had run
+// (cause not found). Escalates to SIGKILL when a graceful shutdown takes over 5 s.
 async function stop(child) {
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   for (let i = 0; child.exitCode === null && child.signalCode === null; i++) {
@@ -230,6 +231,7 @@ async function main() {
     const day = await chartState(page, 'host-cpu');
     const api24 = await getJson(`${dash.base}/api/live?range=24h`);
     assert.deepEqual(day.labels, api24.history.times, '24h labels drawn');
+    assert.deepEqual(day.data[0].data, api24.history.system.cpu, '24h CPU values drawn');
     assert.ok(nonNull(day.data[0].data) >= 29, '24h CPU chart is full');
     assert.ok(await page.evaluate(() => Chart.getChart(document.querySelector('canvas[data-chart="host-cpu"]')) === window.__cpu),
       'the chart was updated in place, not re-created');
