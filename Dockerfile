@@ -25,9 +25,9 @@ COPY .ci/work/rootfs/ /rootfs/
 FROM ${ROOTFS} AS rootfs
 
 FROM scratch AS runtime
-COPY --from=rootfs /rootfs/ /
-# The data directory belongs to the runtime user (COPY from a build context resets owners).
-COPY --from=rootfs --chown=10001:10001 /rootfs/data /data
+COPY --from=rootfs /rootfs/fs/ /
+# /data belongs to the runtime user.
+COPY --from=rootfs --chown=10001:10001 /rootfs/owned/ /
 USER 10001:10001
 WORKDIR /data
 ENV SQLITE_DB_PATH=/data/metrics.db \

@@ -5,13 +5,19 @@
 # machine because no registry is reachable there). Time-zone data is compiled into the binary.
 #
 #   scripts/image-rootfs.sh BINARY OUTDIR
+#
+# OUTDIR/fs holds the system files (owned by root); OUTDIR/owned holds /data, which the image
+# copies with the runtime user as owner (COPY --chown changes what it copies, not an existing
+# destination directory, so /data must not be in fs).
 set -euo pipefail
 bin=${1:?usage: image-rootfs.sh BINARY OUTDIR}
 out=${2:?usage: image-rootfs.sh BINARY OUTDIR}
 uid=10001
 
 rm -rf "$out"
-mkdir -p "$out/usr/local/bin" "$out/etc/ssl/certs" "$out/data" "$out/tmp"
+owned=$out/owned
+out=$out/fs
+mkdir -p "$out/usr/local/bin" "$out/etc/ssl/certs" "$out/tmp" "$owned/data"
 install -m 0755 "$bin" "$out/usr/local/bin/heartbeat"
 
 # The dynamic loader and every library ldd lists, at the same paths.
@@ -35,6 +41,5 @@ printf 'root:x:0:0:root:/root:/sbin/nologin\nheartbeat:x:%s:%s:heartbeat:/data:/
 printf 'root:x:0:\nheartbeat:x:%s:\n' "$uid" > "$out/etc/group"
 printf 'hosts: files dns\n' > "$out/etc/nsswitch.conf"
 chmod 1777 "$out/tmp"
-chown "$uid:$uid" "$out/data" 2>/dev/null || true
-chmod 0755 "$out/data"
+chmod 0755 "$owned/data"
 echo "image-rootfs: $(du -sh "$out" | cut -f1) in $out" >&2
