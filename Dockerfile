@@ -15,7 +15,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN npm ci --ignore-scripts --no-audit --no-fund --prefix web \
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefix web \
  && cargo build --release --locked -p heartbeat \
  && scripts/image-rootfs.sh target/release/heartbeat /rootfs
 
