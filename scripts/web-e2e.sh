@@ -2,7 +2,8 @@
 # End-to-end test of the dashboard page in Debian's headless Chromium: installs the page's npm
 # dependencies from the lockfile, builds the debug binary, seeds a database with
 # `heartbeat gen-db`, then runs web/tests/e2e.mjs (which starts and stops `heartbeat dashboard`
-# itself). Screenshots go to screenshots/ (not committed).
+# itself) and web/tests/mock-e2e.mjs (the `heartbeat mock` controller page, which starts and
+# stops `heartbeat mock`). Screenshots go to screenshots/ (not committed).
 #
 #   scripts/web-e2e.sh
 #
@@ -42,3 +43,6 @@ log "seeding $work/metrics.db (one day, 5 services, 10 s cycles)"
 
 log "node web/tests/e2e.mjs"
 HB_BIN="$bin" HB_DB="$work/metrics.db" HB_SCREENSHOTS="$root/screenshots" node web/tests/e2e.mjs
+
+log "node web/tests/mock-e2e.mjs"
+HB_BIN="$bin" HB_SCREENSHOTS="$root/screenshots" node web/tests/mock-e2e.mjs
