@@ -354,10 +354,20 @@ async fn answering_services_give_their_status_codes() {
 #[tokio::test]
 async fn ping_follows_the_online_switch() {
     let mock = start().await;
-    let r = mock.client.head(mock.url("/ping")).send().await.expect("ping");
+    let r = mock
+        .client
+        .head(mock.url("/ping"))
+        .send()
+        .await
+        .expect("ping");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     mock.set(json!({"online": false})).await;
-    let r = mock.client.head(mock.url("/ping")).send().await.expect("ping");
+    let r = mock
+        .client
+        .head(mock.url("/ping"))
+        .send()
+        .await
+        .expect("ping");
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
