@@ -56,6 +56,7 @@ npm ci --ignore-scripts --no-audit --no-fund --prefix web >/dev/null
 
 log "starting a private Docker engine"
 eval "$(scripts/docker-engine.sh up)"
+export DOCKER_HOST
 export HB_TEST_DOCKER_HOST="$DOCKER_HOST"
 trap 'scripts/docker-engine.sh down >/dev/null 2>&1 || true' EXIT
 
@@ -64,8 +65,8 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
-# DOCKER_HOST is only for the scripts below: tests use HB_TEST_DOCKER_HOST explicitly.
-DOCKER_HOST= CI=true cargo test --workspace --locked "${args[@]}"
+# DOCKER_HOST is for the scripts below: the tests use HB_TEST_DOCKER_HOST explicitly.
+env -u DOCKER_HOST CI=true cargo test --workspace --locked "${args[@]}"
 if [ $quick = 1 ]; then log "quick checks passed"; exit 0; fi
 
 log "the pages in headless Chromium"
