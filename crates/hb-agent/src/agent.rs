@@ -53,7 +53,10 @@ pub async fn run(
     let (delivery_tx, mut delivery_rx) = tokio::sync::mpsc::unbounded_channel();
     let dispatcher = AlertDispatcher::spawn(
         config.webhook_url.clone(),
-        DeliverySettings::new(config.tz.clone()),
+        DeliverySettings {
+            ipv4_only: config.force_ipv4,
+            ..DeliverySettings::new(config.tz.clone())
+        },
         delivery_tx,
         shutdown.child_token(),
     );

@@ -40,8 +40,13 @@ impl Probes {
             .map_err(|e| SetupError::Http(e.to_string()))?;
         let heartbeat = match &config.heartbeat_url {
             Some(url) => Some(
-                HeartbeatSender::new(url.clone(), config.secret_key.clone())
-                    .map_err(|e| SetupError::Heartbeat(e.to_string()))?,
+                HeartbeatSender::with_options(
+                    url.clone(),
+                    config.secret_key.clone(),
+                    crate::notify::heartbeat::HEARTBEAT_TIMEOUT,
+                    config.force_ipv4,
+                )
+                .map_err(|e| SetupError::Heartbeat(e.to_string()))?,
             ),
             None => None,
         };

@@ -22,16 +22,26 @@ pub struct HeartbeatSender {
 }
 
 impl HeartbeatSender {
-    /// A sender with the 6 s timeout.
+    /// A sender with the 6 s timeout, connecting over IPv4 only.
     pub fn new(url: Secret, key: Option<Secret>) -> Result<Self, NotifySetupError> {
-        Self::with_timeout(url, key, HEARTBEAT_TIMEOUT)
+        Self::with_options(url, key, HEARTBEAT_TIMEOUT, true)
     }
 
-    /// A sender with another timeout (tests use a short one).
+    /// A sender with another timeout (tests use a short one), IPv4 only.
     pub fn with_timeout(
         url: Secret,
         key: Option<Secret>,
         timeout: Duration,
+    ) -> Result<Self, NotifySetupError> {
+        Self::with_options(url, key, timeout, true)
+    }
+
+    /// A sender with every option: the timeout and whether to connect over IPv4 only.
+    pub fn with_options(
+        url: Secret,
+        key: Option<Secret>,
+        timeout: Duration,
+        ipv4_only: bool,
     ) -> Result<Self, NotifySetupError> {
         let authorization = match key {
             Some(key) => {
@@ -48,7 +58,7 @@ impl HeartbeatSender {
             None => None,
         };
         Ok(HeartbeatSender {
-            client: build_client(timeout)?,
+            client: build_client(timeout, ipv4_only)?,
             url,
             authorization,
         })

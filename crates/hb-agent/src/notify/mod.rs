@@ -16,11 +16,21 @@ pub enum NotifySetupError {
 }
 
 /// Builds a client for one notifier: explicit timeout, no proxy (reqwest honours `HTTP_PROXY`
-/// otherwise), no redirects (a redirected POST would silently become a GET).
-fn build_client(timeout: std::time::Duration) -> Result<reqwest::Client, NotifySetupError> {
+/// otherwise), no redirects (a redirected POST would silently become a GET), IPv4 only when
+/// `FORCE_IPV4` says so (binding the IPv4 wildcard makes the connector skip IPv6 addresses).
+fn build_client(
+    timeout: std::time::Duration,
+    ipv4_only: bool,
+) -> Result<reqwest::Client, NotifySetupError> {
     // Another component may have installed it first; either way a provider is in place.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder();
+    let builder = if ipv4_only {
+        builder.local_address(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    } else {
+        builder
+    };
+    builder
         .timeout(timeout)
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

@@ -37,6 +37,8 @@ pub struct DeliverySettings {
     pub pause: Duration,
     /// Zone of `delivered_at`.
     pub tz: jiff::tz::TimeZone,
+    /// Connect over IPv4 only (`FORCE_IPV4`).
+    pub ipv4_only: bool,
 }
 
 impl DeliverySettings {
@@ -47,6 +49,7 @@ impl DeliverySettings {
             timeout: Duration::from_secs(5),
             pause: Duration::from_secs(2),
             tz,
+            ipv4_only: true,
         }
     }
 }
@@ -78,7 +81,7 @@ impl AlertDispatcher {
         results: mpsc::UnboundedSender<AlertDelivery>,
         shutdown: CancellationToken,
     ) -> AlertDispatcher {
-        let client = build_client(settings.timeout).map_err(|e| e.to_string());
+        let client = build_client(settings.timeout, settings.ipv4_only).map_err(|e| e.to_string());
         if let Err(error) = &client {
             tracing::error!(%error, "alert webhook client unavailable: alerts will only be recorded");
         }

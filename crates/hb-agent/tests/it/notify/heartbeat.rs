@@ -100,3 +100,25 @@ async fn hanging_receiver_gives_none_after_the_timeout() {
     // The request did reach the receiver: the None is the timeout, not a refused connection.
     assert_eq!(rx.drain().len(), 1);
 }
+
+/// FORCE_IPV4: a receiver reachable only over IPv6 gets no heartbeat from an IPv4-only sender,
+/// and does from a sender allowed to use IPv6.
+#[tokio::test]
+async fn ipv4_only_never_connects_over_ipv6() {
+    let listener = match tokio::net::TcpListener::bind("[::1]:0").await {
+        Ok(l) => l,
+        Err(e) => {
+            println!("skipped: no IPv6 loopback here: {e}");
+            return;
+        }
+    };
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(|| async { axum::http::StatusCode::OK });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = Secret::new(format!("http://[::1]:{port}/api/heartbeat"));
+    let timeout = Duration::from_secs(2);
+    let v4 = HeartbeatSender::with_options(url.clone(), None, timeout, true).unwrap();
+    let any = HeartbeatSender::with_options(url, None, timeout, false).unwrap();
+    assert_eq!(v4.send(&services()).await, None);
+    assert_eq!(any.send(&services()).await, Some(200));
+}

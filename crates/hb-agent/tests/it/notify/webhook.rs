@@ -29,6 +29,7 @@ fn fast_settings() -> DeliverySettings {
         timeout: Duration::from_millis(300),
         pause: Duration::from_millis(20),
         tz: jiff::tz::TimeZone::get("America/Lima").unwrap(),
+        ipv4_only: true,
     }
 }
 
