@@ -487,3 +487,39 @@ async fn healthcheck_follows_the_newest_cycle_and_urls() {
         Some(1)
     );
 }
+
+/// No heartbeat while the internet check fails: `worker_status` is NULL and the receiver hears
+/// nothing; with the internet back it stores the receiver's code (here 221).
+#[tokio::test(flavor = "multi_thread")]
+async fn no_heartbeat_without_internet_and_the_code_stored_with_it() {
+    let ok = Server::start(200).await;
+    let receiver = Server::start(221).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    for ping in ["http://127.0.0.1:1/", &ok.url("/ping")] {
+        let mut cmd = agent_cmd(&db, "10", &[("ok", ok.url("/"))]);
+        cmd.args(["--once"])
+            .env("PING_URL", ping)
+            .env("HEARTBEAT_URL", receiver.url("/api/heartbeat"))
+            .env("SECRET_KEY", "k");
+        let status = tokio::task::spawn_blocking(move || cmd.status())
+            .await
+            .expect("join")
+            .expect("run");
+        assert!(status.success());
+    }
+    let conn = open_db(&db);
+    let rows: Vec<(bool, Option<i64>)> = conn
+        .prepare("SELECT internet_status, worker_status FROM monitoring_cycles ORDER BY rowid")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(rows, [(false, None), (true, Some(221))]);
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "one heartbeat, after the internet came back"
+    );
+}
