@@ -28,7 +28,7 @@ done
 
 need_apt=()
 command -v dockerd >/dev/null || need_apt+=(docker.io)
-[ -x /bin/busybox ] || need_apt+=(busybox-static)
+dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v ip >/dev/null || need_apt+=(iproute2)
