@@ -71,6 +71,9 @@ def run_one(args, count, workdir):
         "DOCKER_HOST": "unix://" + os.path.join(workdir, "no-docker.sock"),
         "RUST_LOG": "warn",
     }
+    for pair in args.env:
+        key, _, value = pair.partition("=")
+        env[key] = value
     agent = subprocess.Popen([args.agent_bin, "--env-file", env_file, "agent", "--json"],
                              stdout=subprocess.PIPE, env=env, text=True)
     durations, deltas, cpu_marks = [], [], []
@@ -129,6 +132,8 @@ def main():
     p.add_argument("--delay-ms", type=int, default=20)
     p.add_argument("--interval", default="1")
     p.add_argument("--target-threads", type=int, default=1)
+    p.add_argument("--env", action="append", default=[], metavar="K=V",
+                   help="extra environment for the agent (e.g. TOKIO_WORKER_THREADS=1)")
     p.add_argument("--agent-bin", default=os.path.join(ROOT, "target/release/heartbeat"))
     p.add_argument("--targets-bin", default=os.path.join(ROOT, "target/release/bench-targets"))
     args = p.parse_args()

@@ -105,6 +105,8 @@ pub struct Config {
     pub docker_host: String,
     pub force_ipv4: bool,
     pub check_concurrency: usize,
+    /// Runtime worker threads of the agent (checks are I/O-bound: one is plenty for hundreds).
+    pub agent_worker_threads: usize,
     pub pending_cycles_max: usize,
     pub host_disk_path: PathBuf,
     pub log_format: LogFormat,

@@ -180,6 +180,7 @@ pub(crate) fn load(env: &EnvSource, role: Role) -> Result<Config, ConfigErrors> 
     }
     let force_ipv4 = r.boolean("FORCE_IPV4", true);
     let check_concurrency = r.integer("CHECK_CONCURRENCY", 4_096, 1, 1_000_000) as usize;
+    let agent_worker_threads = r.integer("AGENT_WORKER_THREADS", 1, 1, 256) as usize;
     let pending_cycles_max = r.integer("PENDING_CYCLES_MAX", 8_640, 1, 10_000_000) as usize;
     let host_disk_path = PathBuf::from(r.optional("HOST_DISK_PATH").unwrap_or("/"));
     let log_format = r.parsed(
@@ -275,6 +276,7 @@ pub(crate) fn load(env: &EnvSource, role: Role) -> Result<Config, ConfigErrors> 
         docker_host,
         force_ipv4,
         check_concurrency,
+        agent_worker_threads,
         pending_cycles_max,
         host_disk_path,
         log_format,
@@ -511,6 +513,7 @@ pub(crate) fn describe(c: &Config) -> Vec<(String, String)> {
         ("DOCKER_HOST", redact_url(&c.docker_host)),
         ("FORCE_IPV4", c.force_ipv4.to_string()),
         ("CHECK_CONCURRENCY", c.check_concurrency.to_string()),
+        ("AGENT_WORKER_THREADS", c.agent_worker_threads.to_string()),
         ("PENDING_CYCLES_MAX", c.pending_cycles_max.to_string()),
         ("HOST_DISK_PATH", c.host_disk_path.display().to_string()),
         (

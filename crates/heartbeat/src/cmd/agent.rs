@@ -23,7 +23,7 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     crate::logging::init(config.log_format);
-    let runtime = super::runtime()?;
+    let runtime = super::runtime_with_workers(config.agent_worker_threads)?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         super::cancel_on_signal(shutdown.clone());

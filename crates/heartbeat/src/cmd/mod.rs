@@ -30,6 +30,14 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// A runtime with `workers` worker threads.
+pub fn runtime_with_workers(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?)
+}
+
 /// Cancels `token` on SIGTERM or SIGINT (Ctrl-C). A second signal exits at once.
 pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
