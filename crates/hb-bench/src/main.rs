@@ -2,11 +2,17 @@
 //! after a fixed delay. Prints one `SERVICE_URL_<name>=<url>` line per target, then a `READY`
 //! line, and serves until killed. Used by `bench/agent.py`; not part of the product.
 //!
-//! A timer never fires exactly on time, so every target records how long it really held each
-//! request (from the request being parsed to the response being handed back): `GET /__held`
-//! on any target returns those hold times in microseconds (and clears them). The benchmark
-//! compares the agent's measured latency with them, which isolates the agent's own error.
+//! The runtime's timer works in whole milliseconds (a "20 ms" sleep lasts 20–22 ms), which would
+//! blur the agent's measurement error, so the delays come from a dedicated timer thread that
+//! sleeps with the operating system's precision (tens of microseconds). Every target also
+//! records how long it really held each request (from the request being parsed to the response
+//! being handed back): `GET /__held` on any target returns those hold times in microseconds (and
+//! clears them). The benchmark compares the agent's measured latency with them, which isolates
+//! the agent's own error.
 
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +35,63 @@ struct Args {
     threads: usize,
 }
 
+/// A wake-up request: fire `tx` at `at`. Ordered so the heap pops the earliest first.
+struct Wake {
+    at: Instant,
+    seq: u64,
+    tx: tokio::sync::oneshot::Sender<()>,
+}
+
+impl PartialEq for Wake {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Wake {}
+impl PartialOrd for Wake {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Wake {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// The precise timer: a thread that waits on its channel until the earliest deadline and fires
+/// every wake-up that is due.
+fn spawn_timer() -> mpsc::Sender<(Instant, tokio::sync::oneshot::Sender<()>)> {
+    let (tx, rx) = mpsc::channel::<(Instant, tokio::sync::oneshot::Sender<()>)>();
+    std::thread::spawn(move || {
+        let mut heap = BinaryHeap::new();
+        let mut seq = 0u64;
+        loop {
+            let next = match heap.peek() {
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                Some(Wake { at, .. }) => {
+                    rx.recv_timeout(at.saturating_duration_since(Instant::now()))
+                }
+            };
+            match next {
+                Ok((at, tx)) => {
+                    seq += 1;
+                    heap.push(Wake { at, seq, tx });
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            while heap.peek().is_some_and(|w| w.at <= now) {
+                if let Some(w) = heap.pop() {
+                    let _ = w.tx.send(());
+                }
+            }
+        }
+    });
+    tx
+}
+
 fn raise_nofile_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
@@ -49,6 +112,7 @@ fn main() -> std::io::Result<()> {
         let delay = Duration::from_millis(args.delay_ms);
         let held: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
         let record = Arc::clone(&held);
+        let timer = Arc::new(Mutex::new(spawn_timer()));
         let app = Router::new()
             .route(
                 "/__held",
@@ -66,9 +130,16 @@ fn main() -> std::io::Result<()> {
             )
             .fallback(any(move || {
                 let record = Arc::clone(&record);
+                let timer = Arc::clone(&timer);
                 async move {
                     let start = Instant::now();
-                    tokio::time::sleep(delay).await;
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let queued = timer.lock().map(|t| t.send((start + delay, tx)).is_ok());
+                    if queued.unwrap_or(false) {
+                        let _ = rx.await;
+                    } else {
+                        tokio::time::sleep(delay).await;
+                    }
                     let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
                     if let Ok(mut v) = record.lock() {
                         v.push(micros);
