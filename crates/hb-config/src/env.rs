@@ -73,19 +73,8 @@ fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         variable: "--env-file".to_owned(),
         message,
     };
-    let iter = dotenvy::from_path_iter(path)
+    let text = std::fs::read_to_string(path)
         .map_err(|e| err(format!("cannot read '{}': {e}", path.display())))?;
-    let mut vars = BTreeMap::new();
-    for item in iter {
-        // dotenvy's line errors quote the line, which may hold a secret: report the position only.
-        let (k, v) = item.map_err(|e| match e {
-            dotenvy::Error::LineParse(_, index) => err(format!(
-                "'{}' has a malformed line near character {index} (expected NAME=value)",
-                path.display()
-            )),
-            other => err(format!("cannot read '{}': {other}", path.display())),
-        })?;
-        vars.insert(k, v);
-    }
-    Ok(vars)
+    crate::dotenv::parse(&text, |name| std::env::var(name).ok())
+        .map_err(|e| err(format!("'{}' line {} {}", path.display(), e.line, e.reason)))
 }

@@ -1,6 +1,7 @@
 //! Environment + `.env` file -> one checked [`Config`]. The only crate that reads environment
 //! variables; everything else receives the `Config` by value.
 
+mod dotenv;
 mod env;
 mod parse;
 mod secret;

@@ -228,6 +228,7 @@ fn env_file_values_may_be_quoted_and_the_environment_wins() {
          N8N_WEBHOOK_URL=\"\"\n\
          TZ=\"America/Lima\"\n\
          LOOP_INTERVAL_SECONDS=30\n\
+         SQLITE_DB_PATH=/srv/a$b/${{MISSING:-metrics}}.db # a bare $name stays\n\
          SECRET_KEY='sk_file_secret'"
     )
     .expect("write");
@@ -258,7 +259,27 @@ fn env_file_values_may_be_quoted_and_the_environment_wins() {
     assert_eq!(line("SERVICE_HEADERS_api"), "Authorization:***,X-Check:***");
     assert_eq!(line("SERVICE_NAMES"), "api,db");
     assert_eq!(line("SECRET_KEY"), "*** (set)");
+    assert_eq!(line("SQLITE_DB_PATH"), "/srv/a$b/metrics.db");
     assert!(!stdout.contains("sk_file_secret") && !stdout.contains("abc:def"));
+}
+
+#[test]
+fn a_malformed_env_file_line_is_named_by_number_without_its_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(".env");
+    std::fs::write(
+        &path,
+        "SERVICE_URL_a=http://a.test\nTOKEN 'hunter2-secret'\n",
+    )
+    .expect("write");
+    let out = heartbeat()
+        .arg("--env-file")
+        .arg(&path)
+        .arg("config")
+        .output()
+        .expect("run");
+    assert_rejected(&out, "--env-file", Some("hunter2-secret"), "malformed line");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
 
 #[test]
