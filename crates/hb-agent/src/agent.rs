@@ -153,8 +153,16 @@ pub async fn run(
     }
 
     dispatcher.shutdown(Duration::from_secs(5)).await;
-    forwarder.abort();
-    let _ = forwarder.await;
+    // The dispatcher is gone, so the channel closes once its last results are in: let the
+    // forwarder hand them all to the writer (bounded, in case a sender were still alive).
+    let abort = forwarder.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), forwarder)
+        .await
+        .is_err()
+    {
+        tracing::warn!("alert delivery results still pending at shutdown were not recorded");
+        abort.abort();
+    }
     let store = match Arc::try_unwrap(store) {
         Ok(store) => store,
         Err(_) => return result,

@@ -523,3 +523,52 @@ async fn no_heartbeat_without_internet_and_the_code_stored_with_it() {
         "one heartbeat, after the internet came back"
     );
 }
+
+/// An alert still being delivered at SIGTERM is not lost: the attempt in flight may finish
+/// (within a short grace), no new attempt starts, its result is recorded, and the agent exits
+/// cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_in_flight_at_shutdown_is_recorded() {
+    let api = Server::start(200).await;
+    let sink = Server::start(HANG).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let mut cmd = agent_cmd(&db, "1", &[("api", api.url("/"))]);
+    cmd.env("STATUS_CHANGE_THRESHOLD", "1")
+        .env("PING_URL", api.url("/ping"))
+        .env("N8N_WEBHOOK_URL", sink.url("/hook"));
+    let agent = AgentProcess::spawn(cmd);
+    wait_for("a first cycle", Duration::from_secs(15), || {
+        count(&db, "SELECT count(*) FROM monitoring_cycles") >= 1
+    })
+    .await;
+    api.set_status(500);
+    wait_for("the alert row", Duration::from_secs(15), || {
+        count(&db, "SELECT count(*) FROM alerts") == 1
+    })
+    .await;
+    wait_for("the first attempt", Duration::from_secs(5), || {
+        !sink.received().is_empty()
+    })
+    .await;
+    let (status, stderr) = tokio::task::spawn_blocking(move || agent.stop())
+        .await
+        .expect("join");
+    assert!(status.success(), "{stderr}");
+    let (attempts, delivered, error): (i64, Option<String>, Option<String>) = open_db(&db)
+        .query_row(
+            "SELECT attempts, delivered_at, last_error FROM alerts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("alert row");
+    assert!(attempts >= 1, "attempts {attempts}");
+    assert_eq!(delivered, None);
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("abandoned") || e.contains("timeout")),
+        "{error:?}"
+    );
+    assert!(sink.received().len() < 3, "no retry after shutdown");
+}
