@@ -1,6 +1,13 @@
 //! Aggregates the dashboard reads, maintained inside each cycle's transaction: one row per tier
 //! block (day, hour, six minutes, minute) for the cycle and one per service, merged read-modify-write so a
 //! block always equals the aggregate of the raw rows it spans.
+//!
+//! The agent is the only writer, so the blocks a cycle touches are kept in memory between
+//! cycles ([`RollupCache`]) and read from the database only when a block is first touched: that
+//! saves one query per block per cycle. The cache is dropped whenever a write fails, so it never
+//! holds anything the database does not.
+
+use std::collections::HashMap;
 
 use hb_core::CycleRecord;
 use hb_store::rollup_schema::{Counts, CycleAcc, ServiceAcc, Stat, TIERS_S};
@@ -30,8 +37,37 @@ fn stat_cols(s: &Stat) -> (i64, f64, Option<f64>, Option<f64>) {
     (count(s.n), s.sum, s.min_opt(), s.max_opt())
 }
 
+/// The current block of every tier, as last written (see the module documentation).
+#[derive(Debug, Default)]
+pub(crate) struct RollupCache {
+    /// Start of the block each tier's cached entries belong to.
+    current: HashMap<i64, i64>,
+    cycles: HashMap<(i64, i64), CycleAcc>,
+    services: HashMap<(i64, i64, String), ServiceAcc>,
+}
+
+impl RollupCache {
+    /// Forgets everything (after a failed write, whose changes were rolled back).
+    pub(crate) fn clear(&mut self) {
+        *self = RollupCache::default();
+    }
+
+    /// Keeps only `tier`'s block starting at `start`: older blocks are never written again.
+    fn enter(&mut self, tier: i64, start: i64) {
+        if self.current.insert(tier, start) != Some(start) {
+            self.cycles.retain(|&(t, s), _| t != tier || s == start);
+            self.services
+                .retain(|(t, s, _), _| *t != tier || *s == start);
+        }
+    }
+}
+
 /// Adds `cycle` to every tier block holding its instant.
-pub(crate) fn apply(tx: &Transaction<'_>, cycle: &CycleRecord) -> rusqlite::Result<()> {
+pub(crate) fn apply(
+    tx: &Transaction<'_>,
+    cycle: &CycleRecord,
+    cache: &mut RollupCache,
+) -> rusqlite::Result<()> {
     let mut c = CycleAcc::default();
     c.add(
         cycle.host.cpu_percent,
@@ -54,21 +90,22 @@ pub(crate) fn apply(tx: &Transaction<'_>, cycle: &CycleRecord) -> rusqlite::Resu
     let at_s = cycle.timestamp_ms.div_euclid(1000);
     for tier in TIERS_S {
         let start = at_s.div_euclid(tier) * tier;
-        merge_cycle(tx, tier, start, &c)?;
+        cache.enter(tier, start);
+        let cached = cache.cycles.remove(&(tier, start));
+        let merged = merge_cycle(tx, tier, start, cached, &c)?;
+        cache.cycles.insert((tier, start), merged);
         for (name, acc) in &services {
-            merge_service(tx, tier, start, name, acc)?;
+            let key = (tier, start, (*name).to_owned());
+            let cached = cache.services.remove(&key);
+            let merged = merge_service(tx, tier, start, name, cached, acc)?;
+            cache.services.insert(key, merged);
         }
     }
     Ok(())
 }
 
-fn merge_cycle(
-    tx: &Transaction<'_>,
-    tier: i64,
-    start: i64,
-    add: &CycleAcc,
-) -> rusqlite::Result<()> {
-    let mut acc = tx
+fn load_cycle(tx: &Transaction<'_>, tier: i64, start: i64) -> rusqlite::Result<CycleAcc> {
+    Ok(tx
         .prepare_cached(SELECT_CYCLE)?
         .query_row(params![tier, start], |r| {
             Ok(CycleAcc {
@@ -83,7 +120,21 @@ fn merge_cycle(
             })
         })
         .optional()?
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// Merges `add` into the block (`cached`, or else as stored) and writes it back.
+fn merge_cycle(
+    tx: &Transaction<'_>,
+    tier: i64,
+    start: i64,
+    cached: Option<CycleAcc>,
+    add: &CycleAcc,
+) -> rusqlite::Result<CycleAcc> {
+    let mut acc = match cached {
+        Some(acc) => acc,
+        None => load_cycle(tx, tier, start)?,
+    };
     acc.merge(add);
     let d = stat_cols(&acc.duration);
     let p = stat_cols(&acc.ping);
@@ -105,17 +156,16 @@ fn merge_cycle(
         count(acc.inet_up),
         acc.workers.encode(),
     ])?;
-    Ok(())
+    Ok(acc)
 }
 
-fn merge_service(
+fn load_service(
     tx: &Transaction<'_>,
     tier: i64,
     start: i64,
     name: &str,
-    add: &ServiceAcc,
-) -> rusqlite::Result<()> {
-    let mut acc = tx
+) -> rusqlite::Result<ServiceAcc> {
+    Ok(tx
         .prepare_cached(SELECT_SERVICE)?
         .query_row(params![tier, start, name], |r| {
             let c = |i: usize| -> rusqlite::Result<u64> {
@@ -129,7 +179,22 @@ fn merge_service(
             })
         })
         .optional()?
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// Merges `add` into the service's block (`cached`, or else as stored) and writes it back.
+fn merge_service(
+    tx: &Transaction<'_>,
+    tier: i64,
+    start: i64,
+    name: &str,
+    cached: Option<ServiceAcc>,
+    add: &ServiceAcc,
+) -> rusqlite::Result<ServiceAcc> {
+    let mut acc = match cached {
+        Some(acc) => acc,
+        None => load_service(tx, tier, start, name)?,
+    };
     acc.merge(add);
     let l = stat_cols(&acc.latency);
     let [h, e, t, d, u] = acc.statuses.map(count);
@@ -149,5 +214,5 @@ fn merge_service(
         l.3,
         acc.hist.encode(),
     ])?;
-    Ok(())
+    Ok(acc)
 }

@@ -42,6 +42,7 @@ const UPDATE_DELIVERY: &str =
 pub struct Writer {
     conn: Connection,
     path: PathBuf,
+    rollups: rollup::RollupCache,
 }
 
 impl Writer {
@@ -99,6 +100,7 @@ impl Writer {
         Ok(Writer {
             conn,
             path: path.to_path_buf(),
+            rollups: rollup::RollupCache::default(),
         })
     }
 
@@ -116,27 +118,26 @@ impl Writer {
         cycle: &CycleRecord,
         alerts: &[AlertRecord],
     ) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        insert_cycle(&tx, cycle)?;
-        for alert in alerts {
-            insert_alert(&tx, alert)?;
+        let result = write_cycles(
+            &mut self.conn,
+            std::slice::from_ref(cycle),
+            alerts,
+            &mut self.rollups,
+        );
+        if result.is_err() {
+            // Rolled back: the cached rollup blocks may hold what was not written.
+            self.rollups.clear();
         }
-        tx.commit()?;
-        Ok(())
+        result
     }
 
     /// Writes many cycles in one transaction (bulk loads such as test databases).
     pub fn record_cycles(&mut self, cycles: &[CycleRecord]) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for cycle in cycles {
-            insert_cycle(&tx, cycle)?;
+        let result = write_cycles(&mut self.conn, cycles, &[], &mut self.rollups);
+        if result.is_err() {
+            self.rollups.clear();
         }
-        tx.commit()?;
-        Ok(())
+        result
     }
 
     /// Records how delivering an alert went. An unknown uid (its cycle was never written) is
@@ -155,7 +156,29 @@ impl Writer {
     }
 }
 
-fn insert_cycle(tx: &Transaction<'_>, cycle: &CycleRecord) -> rusqlite::Result<()> {
+/// One `BEGIN IMMEDIATE … COMMIT` holding `cycles`, their service rows, `alerts` and rollups.
+fn write_cycles(
+    conn: &mut Connection,
+    cycles: &[CycleRecord],
+    alerts: &[AlertRecord],
+    rollups: &mut rollup::RollupCache,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for cycle in cycles {
+        insert_cycle(&tx, cycle, rollups)?;
+    }
+    for alert in alerts {
+        insert_alert(&tx, alert)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn insert_cycle(
+    tx: &Transaction<'_>,
+    cycle: &CycleRecord,
+    rollups: &mut rollup::RollupCache,
+) -> rusqlite::Result<()> {
     let inserted = tx.prepare_cached(INSERT_CYCLE)?.execute(rusqlite::params![
         cycle.id,
         cycle.timestamp,
@@ -187,7 +210,7 @@ fn insert_cycle(tx: &Transaction<'_>, cycle: &CycleRecord) -> rusqlite::Result<(
             service.outcome.reason,
         ])?;
     }
-    rollup::apply(tx, cycle)
+    rollup::apply(tx, cycle, rollups)
 }
 
 fn insert_alert(tx: &Transaction<'_>, alert: &AlertRecord) -> rusqlite::Result<()> {
