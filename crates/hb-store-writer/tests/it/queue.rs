@@ -208,4 +208,26 @@ fn a_full_disk_queues_cycles_until_space_returns() {
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .expect("integrity");
     assert_eq!(integrity, "ok");
+    // The failed writes left nothing behind in the rollups (the writer keeps the current blocks
+    // in memory and must forget them when a transaction rolls back): every tier still counts
+    // each cycle and each check exactly once.
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    let cycles = count("SELECT count(*) FROM monitoring_cycles");
+    let checks = count("SELECT count(*) FROM service_checks");
+    for tier in [60, 360, 3600, 86400] {
+        assert_eq!(
+            count(&format!(
+                "SELECT sum(n) FROM rollup_cycles WHERE tier_s = {tier}"
+            )),
+            cycles,
+            "tier {tier}"
+        );
+        assert_eq!(
+            count(&format!(
+                "SELECT sum(n) FROM rollup_services WHERE tier_s = {tier}"
+            )),
+            checks,
+            "tier {tier}"
+        );
+    }
 }
