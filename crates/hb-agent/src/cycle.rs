@@ -69,10 +69,6 @@ impl Probes {
         self.heartbeat.is_some()
     }
 
-    pub fn services(&self) -> &[ServiceSpec] {
-        &self.services
-    }
-
     /// Runs one cycle and returns its record (not yet persisted).
     pub async fn run_cycle(self: &Arc<Self>) -> CycleRecord {
         let started = Instant::now();

@@ -547,6 +547,14 @@ impl Query<'_> {
                 vec![lo_day.into(), hi_day.into()],
             ));
         }
+        // The bucket of a row whose first two columns are `ts_ms` (or NULL) and `timestamp_lima`.
+        let row_bucket = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Option<usize>> {
+            let ts = match r.get::<_, Option<i64>>(0)? {
+                Some(ms) => Some(ms),
+                None => parse_instant_ms(&r.get::<_, String>(1)?),
+            };
+            Ok(ts.and_then(&bucket_of))
+        };
         let ts_col = if self.schema.has_ts_ms {
             "c.ts_ms"
         } else {
@@ -559,14 +567,7 @@ impl Query<'_> {
             let mut st = self.conn.prepare_cached(&sql)?;
             let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
             while let Some(r) = rows.next()? {
-                let ts = match r.get::<_, Option<i64>>(0)? {
-                    Some(ms) => Some(ms),
-                    None => parse_instant_ms(&r.get::<_, String>(1)?),
-                };
-                let Some(i) = ts.and_then(bucket_of) else {
-                    continue;
-                };
-                let Some(b) = buckets.get_mut(i) else {
+                let Some(b) = row_bucket(r)?.and_then(|i| buckets.get_mut(i)) else {
                     continue;
                 };
                 b.cycles.add(
@@ -587,14 +588,7 @@ impl Query<'_> {
             let mut st = self.conn.prepare_cached(&sql)?;
             let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
             while let Some(r) = rows.next()? {
-                let ts = match r.get::<_, Option<i64>>(0)? {
-                    Some(ms) => Some(ms),
-                    None => parse_instant_ms(&r.get::<_, String>(1)?),
-                };
-                let Some(i) = ts.and_then(bucket_of) else {
-                    continue;
-                };
-                let Some(b) = buckets.get_mut(i) else {
+                let Some(b) = row_bucket(r)?.and_then(|i| buckets.get_mut(i)) else {
                     continue;
                 };
                 let name = text(r, 2)?;
