@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use hb_config::{Config, ServiceSpec, Target};
+use hb_config::{AgentConfig, ServiceSpec, Target};
 use hb_core::{CheckOutcome, CycleRecord, HostMetrics, InternetCheck, ServiceResult};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -35,7 +35,7 @@ pub enum SetupError {
 }
 
 impl Probes {
-    pub fn new(config: &Config) -> Result<Probes, SetupError> {
+    pub fn new(config: &AgentConfig) -> Result<Probes, SetupError> {
         let http = HttpProber::new(&HttpProberSettings::from_config(config))
             .map_err(|e| SetupError::Http(e.to_string()))?;
         let heartbeat = match &config.heartbeat_url {
@@ -116,7 +116,9 @@ impl Probes {
                 name: spec.name.clone(),
                 kind: spec.kind(),
                 url: spec.display_url.clone(),
-                outcome: outcome.unwrap_or_else(|| CheckOutcome::unknown("Check task failed")),
+                outcome: outcome.unwrap_or_else(|| {
+                    CheckOutcome::agent_fault("Agent fault: the check task failed")
+                }),
             })
             .collect();
 
@@ -141,7 +143,7 @@ impl Probes {
 
     async fn check_service(&self, index: usize) -> CheckOutcome {
         let Ok(_permit) = self.limit.acquire().await else {
-            return CheckOutcome::unknown("Check limiter closed");
+            return CheckOutcome::agent_fault(crate::probes::limits::FAULT_SHUTTING_DOWN);
         };
         match &self.services[index].target {
             Target::Http { url, headers } => self.http.check(url, headers).await,

@@ -1,5 +1,8 @@
-//! Environment + `.env` file -> one checked [`Config`]. The only crate that reads environment
-//! variables; everything else receives the `Config` by value.
+//! Environment + `.env` file -> one checked configuration per role ([`AgentConfig`],
+//! [`DashboardConfig`], [`MockConfig`], [`HealthcheckConfig`]). Each role reads and checks only
+//! the variables it uses, so one `.env` shared by the agent and the dashboard never stops the
+//! dashboard over an agent-only mistake. The only crate that reads environment variables;
+//! everything else receives its role's configuration by value.
 
 mod dotenv;
 mod env;
@@ -12,16 +15,6 @@ use std::time::Duration;
 
 pub use env::EnvSource;
 pub use secret::Secret;
-
-/// Which subcommand the configuration is for: only the agent needs services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Agent,
-    Dashboard,
-    Mock,
-    /// `heartbeat config`: validates everything the agent would.
-    Check,
-}
 
 /// One problem found while reading the configuration. Its message already names the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,13 +77,39 @@ pub enum LogFormat {
     Json,
 }
 
-/// The checked configuration (SPEC §2 plus the variables this project adds; see README).
+/// The shortest cycle period the agent runs (`LOOP_INTERVAL_SECONDS`): the grid is kept in
+/// milliseconds, and a sub-second cycle of real checks only measures the agent itself.
+pub const MIN_LOOP_INTERVAL_SECS: f64 = 1.0;
+/// The shortest per-check timeout (`SERVICE_TIMEOUT_SECONDS`): below it even a loopback
+/// service would time out on a busy host.
+pub const MIN_SERVICE_TIMEOUT_SECS: f64 = 0.1;
+
+/// What every role's configuration offers `heartbeat config` and the binary's start-up.
+pub trait RoleConfig: Sized {
+    /// The role's name as `heartbeat config --role` spells it.
+    const ROLE: &'static str;
+
+    /// Reads and checks every variable this role uses (and only those), collecting all
+    /// problems.
+    fn load(env: &EnvSource) -> Result<Self, ConfigErrors>;
+
+    /// The resolved values as `(variable, value)` lines with secrets redacted.
+    fn describe(&self) -> Vec<(String, String)>;
+
+    /// Non-fatal observations made while loading (e.g. heartbeat disabled), to be logged.
+    fn warnings(&self) -> &[String];
+
+    /// How this role's log lines are written.
+    fn log_format(&self) -> LogFormat;
+}
+
+/// `heartbeat agent`: the monitoring loop (SPEC §2 and §3 plus the variables this project adds;
+/// see README).
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct AgentConfig {
     pub loop_interval: Duration,
     pub status_change_threshold: u32,
     pub service_timeout: Duration,
-    pub target_data_points: u32,
     pub tz_name: String,
     pub tz: jiff::tz::TimeZone,
     pub secret_key: Option<Secret>,
@@ -111,25 +130,84 @@ pub struct Config {
     pub pending_cycles_max: usize,
     pub host_disk_path: PathBuf,
     pub log_format: LogFormat,
+    pub warnings: Vec<String>,
+}
+
+/// `heartbeat dashboard`: the read-only API and page.
+#[derive(Debug, Clone)]
+pub struct DashboardConfig {
+    pub db_path: PathBuf,
+    pub target_data_points: u32,
+    pub tz_name: String,
+    pub tz: jiff::tz::TimeZone,
     pub dashboard_bind: String,
     pub cors_origins: Vec<String>,
     pub mask_errors: bool,
     pub umami_script_url: Option<String>,
     pub umami_website_id: Option<String>,
-    pub mock_port: u16,
-    /// Non-fatal observations made while loading (e.g. heartbeat disabled), to be logged.
+    pub log_format: LogFormat,
     pub warnings: Vec<String>,
 }
 
-impl Config {
-    /// Reads and checks every variable, collecting all problems.
-    pub fn load(env: &EnvSource, role: Role) -> Result<Config, ConfigErrors> {
-        parse::load(env, role)
-    }
-
-    /// The resolved configuration as `(variable, value)` lines with secrets redacted, for
-    /// `heartbeat config`.
-    pub fn describe(&self) -> Vec<(String, String)> {
-        parse::describe(self)
-    }
+/// `heartbeat mock`: the development mock.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// The key the simulated receiver expects; unset means no key check.
+    pub secret_key: Option<Secret>,
+    pub mock_port: u16,
+    pub log_format: LogFormat,
+    pub warnings: Vec<String>,
 }
+
+/// `heartbeat healthcheck`: where the agent's cycles are and how often they come.
+#[derive(Debug, Clone)]
+pub struct HealthcheckConfig {
+    pub db_path: PathBuf,
+    pub loop_interval: Duration,
+    pub log_format: LogFormat,
+    pub warnings: Vec<String>,
+}
+
+macro_rules! role_config {
+    ($ty:ty, $role:literal, $load:path, $describe:path) => {
+        impl RoleConfig for $ty {
+            const ROLE: &'static str = $role;
+
+            fn load(env: &EnvSource) -> Result<Self, ConfigErrors> {
+                $load(env)
+            }
+
+            fn describe(&self) -> Vec<(String, String)> {
+                $describe(self)
+            }
+
+            fn warnings(&self) -> &[String] {
+                &self.warnings
+            }
+
+            fn log_format(&self) -> LogFormat {
+                self.log_format
+            }
+        }
+    };
+}
+
+role_config!(
+    AgentConfig,
+    "agent",
+    parse::load_agent,
+    parse::describe_agent
+);
+role_config!(
+    DashboardConfig,
+    "dashboard",
+    parse::load_dashboard,
+    parse::describe_dashboard
+);
+role_config!(MockConfig, "mock", parse::load_mock, parse::describe_mock);
+role_config!(
+    HealthcheckConfig,
+    "healthcheck",
+    parse::load_healthcheck,
+    parse::describe_healthcheck
+);

@@ -10,7 +10,9 @@ use std::time::Duration;
 use hb_core::{compare_services, redact_url};
 
 use crate::{
-    Config, ConfigError, ConfigErrors, EnvSource, LogFormat, Role, Secret, ServiceSpec, Target,
+    AgentConfig, ConfigError, ConfigErrors, DashboardConfig, EnvSource, HealthcheckConfig,
+    LogFormat, MIN_LOOP_INTERVAL_SECS, MIN_SERVICE_TIMEOUT_SECS, MockConfig, Secret, ServiceSpec,
+    Target,
 };
 
 const URL_PREFIX: &str = "SERVICE_URL_";
@@ -23,19 +25,44 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn error(&mut self, variable: &str, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            variable: variable.to_owned(),
-            message: message.into(),
-        });
+    fn new(env: &'a EnvSource) -> Reader<'a> {
+        Reader {
+            env,
+            errors: Vec::new(),
+        }
     }
 
-    /// The value with surrounding whitespace removed; empty means unset.
-    fn optional(&self, name: &str) -> Option<&'a str> {
+    /// Each problem once, however many times its variable is read.
+    fn error(&mut self, variable: &str, message: impl Into<String>) {
+        let e = ConfigError {
+            variable: variable.to_owned(),
+            message: message.into(),
+        };
+        if !self.errors.contains(&e) {
+            self.errors.push(e);
+        }
+    }
+
+    /// The value with surrounding whitespace removed; empty means unset. A value that is not
+    /// valid UTF-8 is an error, never silently unset.
+    fn optional(&mut self, name: &str) -> Option<&'a str> {
+        if self.env.is_not_utf8(name) {
+            self.error(name, "is not valid UTF-8 text");
+            return None;
+        }
         self.env
             .get(name)
             .map(str::trim)
             .filter(|value| !value.is_empty())
+    }
+
+    /// `Ok` with what was read, or every problem found.
+    fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
     }
 
     fn parsed<T>(
@@ -57,14 +84,69 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn seconds(&mut self, name: &str, default_secs: f64, max_secs: f64) -> Duration {
-        let expected = format!("a number of seconds greater than 0 and at most {max_secs}");
+    fn seconds(&mut self, name: &str, default_secs: f64, min_secs: f64, max_secs: f64) -> Duration {
+        let expected = format!("a number of seconds from {min_secs} to {max_secs}");
         let secs = self.parsed(name, default_secs, &expected, |raw| {
             f64::from_str(raw)
                 .ok()
-                .filter(|s| s.is_finite() && *s > 0.0 && *s <= max_secs)
+                .filter(|s| s.is_finite() && *s >= min_secs && *s <= max_secs)
         });
         Duration::from_secs_f64(secs)
+    }
+
+    /// A value that goes into an HTTP header (`SECRET_KEY` as `Bearer <key>`): control
+    /// characters (a newline from an env file, say) would make every request fail at run time.
+    fn header_safe_secret(&mut self, name: &str) -> Option<Secret> {
+        let raw = self.optional(name)?;
+        if has_control_chars(raw) {
+            self.error(
+                name,
+                "contains control characters (such as a line break) and cannot be sent in an HTTP header",
+            );
+            return None;
+        }
+        Some(Secret::new(raw))
+    }
+
+    fn tz(&mut self) -> (String, jiff::tz::TimeZone) {
+        let tz_raw = self.optional("TZ").unwrap_or("UTC");
+        let tz_name = tz_raw.strip_prefix(':').unwrap_or(tz_raw).to_owned();
+        match jiff::tz::TimeZone::get(&tz_name) {
+            Ok(tz) => (tz_name, tz),
+            Err(_) => {
+                self.error(
+                    "TZ",
+                    format!("'{tz_raw}' is not a known time zone (expected an IANA name such as UTC or America/Lima)"),
+                );
+                (tz_name, jiff::tz::TimeZone::UTC)
+            }
+        }
+    }
+
+    fn log_format(&mut self) -> LogFormat {
+        self.parsed(
+            "LOG_FORMAT",
+            LogFormat::Text,
+            "text or json",
+            |raw| match raw.to_ascii_lowercase().as_str() {
+                "text" => Some(LogFormat::Text),
+                "json" => Some(LogFormat::Json),
+                _ => None,
+            },
+        )
+    }
+
+    fn db_path(&mut self) -> PathBuf {
+        PathBuf::from(self.optional("SQLITE_DB_PATH").unwrap_or("data/metrics.db"))
+    }
+
+    fn loop_interval(&mut self) -> Duration {
+        self.seconds(
+            "LOOP_INTERVAL_SECONDS",
+            10.0,
+            MIN_LOOP_INTERVAL_SECS,
+            86_400.0,
+        )
     }
 
     fn integer(&mut self, name: &str, default: u64, min: u64, max: u64) -> u64 {
@@ -118,32 +200,20 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub(crate) fn load(env: &EnvSource, role: Role) -> Result<Config, ConfigErrors> {
-    let mut r = Reader {
-        env,
-        errors: Vec::new(),
-    };
+pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
+    let mut r = Reader::new(env);
     let mut warnings = Vec::new();
 
-    let loop_interval = r.seconds("LOOP_INTERVAL_SECONDS", 10.0, 86_400.0);
+    let loop_interval = r.loop_interval();
     let status_change_threshold = r.integer("STATUS_CHANGE_THRESHOLD", 4, 1, 10_000) as u32;
-    let service_timeout = r.seconds("SERVICE_TIMEOUT_SECONDS", 2.0, 3_600.0);
-    let target_data_points = r.integer("TARGET_DATA_POINTS", 30, 1, 10_000) as u32;
-
-    let tz_raw = r.optional("TZ").unwrap_or("UTC");
-    let tz_name = tz_raw.strip_prefix(':').unwrap_or(tz_raw).to_owned();
-    let tz = match jiff::tz::TimeZone::get(&tz_name) {
-        Ok(tz) => tz,
-        Err(_) => {
-            r.error(
-                "TZ",
-                format!("'{tz_raw}' is not a known time zone (expected an IANA name such as UTC or America/Lima)"),
-            );
-            jiff::tz::TimeZone::UTC
-        }
-    };
-
-    let secret_key = r.optional("SECRET_KEY").map(Secret::new);
+    let service_timeout = r.seconds(
+        "SERVICE_TIMEOUT_SECONDS",
+        2.0,
+        MIN_SERVICE_TIMEOUT_SECS,
+        3_600.0,
+    );
+    let (tz_name, tz) = r.tz();
+    let secret_key = r.header_safe_secret("SECRET_KEY");
     let heartbeat_url = r.optional("HEARTBEAT_URL").and_then(|raw| {
         r.http_url("HEARTBEAT_URL", raw, true)
             .map(|_| Secret::new(raw))
@@ -158,7 +228,7 @@ pub(crate) fn load(env: &EnvSource, role: Role) -> Result<Config, ConfigErrors> 
         None => String::new(),
     };
 
-    let db_path = PathBuf::from(r.optional("SQLITE_DB_PATH").unwrap_or("data/metrics.db"));
+    let db_path = r.db_path();
     let dns_override_ip = r.parsed(
         "INTERNAL_DNS_OVERRIDE_IP",
         None,
@@ -183,16 +253,57 @@ pub(crate) fn load(env: &EnvSource, role: Role) -> Result<Config, ConfigErrors> 
     let agent_worker_threads = r.integer("AGENT_WORKER_THREADS", 1, 1, 256) as usize;
     let pending_cycles_max = r.integer("PENDING_CYCLES_MAX", 8_640, 1, 10_000_000) as usize;
     let host_disk_path = PathBuf::from(r.optional("HOST_DISK_PATH").unwrap_or("/"));
-    let log_format = r.parsed(
-        "LOG_FORMAT",
-        LogFormat::Text,
-        "text or json",
-        |raw| match raw.to_ascii_lowercase().as_str() {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => None,
-        },
-    );
+    let log_format = r.log_format();
+    let services = read_services(&mut r, &mut warnings);
+
+    if service_timeout >= loop_interval {
+        warnings.push(format!(
+            "SERVICE_TIMEOUT_SECONDS ({}) is not shorter than LOOP_INTERVAL_SECONDS ({}): a cycle with an unresponsive service will overrun and skip ticks",
+            service_timeout.as_secs_f64(),
+            loop_interval.as_secs_f64()
+        ));
+    }
+    if heartbeat_url.is_none() {
+        warnings.push("HEARTBEAT_URL is not set: the heartbeat is disabled".to_owned());
+    } else if secret_key.is_none() && !r.env.is_not_utf8("SECRET_KEY") {
+        warnings.push(
+            "SECRET_KEY is not set: the heartbeat receiver will likely answer 401".to_owned(),
+        );
+    }
+    if webhook_url.is_none() {
+        warnings.push("N8N_WEBHOOK_URL is not set: alerts are only logged and recorded".to_owned());
+    }
+
+    r.finish(AgentConfig {
+        loop_interval,
+        status_change_threshold,
+        service_timeout,
+        tz_name,
+        tz,
+        secret_key,
+        heartbeat_url,
+        webhook_url,
+        db_path,
+        services,
+        dns_override_ip,
+        ping_url,
+        docker_host,
+        force_ipv4,
+        check_concurrency,
+        agent_worker_threads,
+        pending_cycles_max,
+        host_disk_path,
+        log_format,
+        warnings,
+    })
+}
+
+pub(crate) fn load_dashboard(env: &EnvSource) -> Result<DashboardConfig, ConfigErrors> {
+    let mut r = Reader::new(env);
+    let db_path = r.db_path();
+    let target_data_points = r.integer("TARGET_DATA_POINTS", 30, 1, 10_000) as u32;
+    let (tz_name, tz) = r.tz();
+    let log_format = r.log_format();
     let dashboard_bind = r
         .optional("DASHBOARD_BIND")
         .unwrap_or("0.0.0.0:8000")
@@ -227,70 +338,66 @@ pub(crate) fn load(env: &EnvSource, role: Role) -> Result<Config, ConfigErrors> 
     let mask_errors = r.boolean("DASHBOARD_MASK_ERRORS", true);
     let umami_script_url = r.optional("UMAMI_SCRIPT_URL").map(str::to_owned);
     let umami_website_id = r.optional("UMAMI_WEBSITE_ID").map(str::to_owned);
-    let mock_port = r.integer("MOCK_PORT", 8080, 0, 65_535) as u16;
-
-    let services = if matches!(role, Role::Agent | Role::Check) {
-        read_services(&mut r)
-    } else {
-        Vec::new()
-    };
-
-    if matches!(role, Role::Agent | Role::Check) {
-        if service_timeout >= loop_interval {
-            warnings.push(format!(
-                "SERVICE_TIMEOUT_SECONDS ({}) is not shorter than LOOP_INTERVAL_SECONDS ({}): a cycle with an unresponsive service will overrun and skip ticks",
-                service_timeout.as_secs_f64(),
-                loop_interval.as_secs_f64()
-            ));
-        }
-        if heartbeat_url.is_none() {
-            warnings.push("HEARTBEAT_URL is not set: the heartbeat is disabled".to_owned());
-        } else if secret_key.is_none() {
-            warnings.push(
-                "SECRET_KEY is not set: the heartbeat receiver will likely answer 401".to_owned(),
-            );
-        }
-        if webhook_url.is_none() {
-            warnings
-                .push("N8N_WEBHOOK_URL is not set: alerts are only logged and recorded".to_owned());
-        }
-    }
-
-    if !r.errors.is_empty() {
-        return Err(ConfigErrors(r.errors));
-    }
-    Ok(Config {
-        loop_interval,
-        status_change_threshold,
-        service_timeout,
+    r.finish(DashboardConfig {
+        db_path,
         target_data_points,
         tz_name,
         tz,
-        secret_key,
-        heartbeat_url,
-        webhook_url,
-        db_path,
-        services,
-        dns_override_ip,
-        ping_url,
-        docker_host,
-        force_ipv4,
-        check_concurrency,
-        agent_worker_threads,
-        pending_cycles_max,
-        host_disk_path,
-        log_format,
         dashboard_bind,
         cors_origins,
         mask_errors,
         umami_script_url,
         umami_website_id,
+        log_format,
+        warnings: Vec::new(),
+    })
+}
+
+pub(crate) fn load_mock(env: &EnvSource) -> Result<MockConfig, ConfigErrors> {
+    let mut r = Reader::new(env);
+    let secret_key = r.header_safe_secret("SECRET_KEY");
+    let mock_port = r.integer("MOCK_PORT", 8080, 0, 65_535) as u16;
+    let log_format = r.log_format();
+    let mut warnings = Vec::new();
+    if secret_key.is_none() && !env.is_not_utf8("SECRET_KEY") {
+        warnings.push(
+            "SECRET_KEY is not set: the mock accepts heartbeats without a key check".to_owned(),
+        );
+    }
+    r.finish(MockConfig {
+        secret_key,
         mock_port,
+        log_format,
         warnings,
     })
 }
 
-fn read_services(r: &mut Reader<'_>) -> Vec<ServiceSpec> {
+pub(crate) fn load_healthcheck(env: &EnvSource) -> Result<HealthcheckConfig, ConfigErrors> {
+    let mut r = Reader::new(env);
+    let db_path = r.db_path();
+    let loop_interval = r.loop_interval();
+    let log_format = r.log_format();
+    r.finish(HealthcheckConfig {
+        db_path,
+        loop_interval,
+        log_format,
+        warnings: Vec::new(),
+    })
+}
+
+/// Control characters other than tab: what an HTTP header value cannot carry.
+fn has_control_chars(value: &str) -> bool {
+    value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
+fn read_services(r: &mut Reader<'_>, warnings: &mut Vec<String>) -> Vec<ServiceSpec> {
+    let env = r.env;
+    for name in env
+        .not_utf8_with_prefix(URL_PREFIX)
+        .chain(env.not_utf8_with_prefix(HEADERS_PREFIX))
+    {
+        r.error(name, "is not valid UTF-8 text (name or value)");
+    }
     let urls: BTreeMap<String, String> = r
         .env
         .with_prefix(URL_PREFIX)
@@ -349,6 +456,15 @@ fn read_services(r: &mut Reader<'_>) -> Vec<ServiceSpec> {
     }
     if r.optional("SERVICE_NAMES").is_none() {
         services.sort_by(|a, b| compare_services((a.kind(), &a.name), (b.kind(), &b.name)));
+    }
+    let mut by_folded: BTreeMap<String, &str> = BTreeMap::new();
+    for s in &services {
+        if let Some(first) = by_folded.insert(s.name.to_lowercase(), &s.name) {
+            warnings.push(format!(
+                "{URL_PREFIX}{first} and {URL_PREFIX}{} differ only in case: they are two separate services",
+                s.name
+            ));
+        }
     }
     if services.is_empty() && r.errors.is_empty() {
         r.error(
@@ -455,7 +571,7 @@ fn parse_headers(r: &mut Reader<'_>, var: &str, raw: &str) -> Option<Vec<(String
             ok = false;
             continue;
         }
-        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        if has_control_chars(value) {
             r.error(
                 var,
                 format!("the value of '{key}' contains control characters"),
@@ -468,12 +584,16 @@ fn parse_headers(r: &mut Reader<'_>, var: &str, raw: &str) -> Option<Vec<(String
     ok.then_some(out)
 }
 
-pub(crate) fn describe(c: &Config) -> Vec<(String, String)> {
-    let secret = |s: &Option<Secret>| match s {
+fn secret_shown(s: &Option<Secret>) -> String {
+    match s {
         Some(_) => "*** (set)".to_owned(),
         None => "(unset)".to_owned(),
-    };
-    let secret_url = |s: &Option<Secret>| match s {
+    }
+}
+
+/// A URL that may carry a token in its path: scheme, host and port only.
+fn secret_url_shown(s: &Option<Secret>) -> String {
+    match s {
         Some(u) => match url::Url::parse(u.expose()) {
             Ok(u) => format!(
                 "{}://{}{}/*** (path redacted)",
@@ -484,8 +604,22 @@ pub(crate) fn describe(c: &Config) -> Vec<(String, String)> {
             Err(_) => "***".to_owned(),
         },
         None => "(unset)".to_owned(),
-    };
-    let mut lines = vec![
+    }
+}
+
+fn log_format_shown(f: LogFormat) -> String {
+    match f {
+        LogFormat::Text => "text".to_owned(),
+        LogFormat::Json => "json".to_owned(),
+    }
+}
+
+fn lines(pairs: Vec<(&str, String)>) -> Vec<(String, String)> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+pub(crate) fn describe_agent(c: &AgentConfig) -> Vec<(String, String)> {
+    let mut out = lines(vec![
         (
             "LOOP_INTERVAL_SECONDS",
             format!("{}", c.loop_interval.as_secs_f64()),
@@ -498,11 +632,10 @@ pub(crate) fn describe(c: &Config) -> Vec<(String, String)> {
             "SERVICE_TIMEOUT_SECONDS",
             format!("{}", c.service_timeout.as_secs_f64()),
         ),
-        ("TARGET_DATA_POINTS", c.target_data_points.to_string()),
         ("TZ", c.tz_name.clone()),
-        ("SECRET_KEY", secret(&c.secret_key)),
-        ("HEARTBEAT_URL", secret_url(&c.heartbeat_url)),
-        ("N8N_WEBHOOK_URL", secret_url(&c.webhook_url)),
+        ("SECRET_KEY", secret_shown(&c.secret_key)),
+        ("HEARTBEAT_URL", secret_url_shown(&c.heartbeat_url)),
+        ("N8N_WEBHOOK_URL", secret_url_shown(&c.webhook_url)),
         ("SQLITE_DB_PATH", c.db_path.display().to_string()),
         (
             "INTERNAL_DNS_OVERRIDE_IP",
@@ -516,22 +649,9 @@ pub(crate) fn describe(c: &Config) -> Vec<(String, String)> {
         ("AGENT_WORKER_THREADS", c.agent_worker_threads.to_string()),
         ("PENDING_CYCLES_MAX", c.pending_cycles_max.to_string()),
         ("HOST_DISK_PATH", c.host_disk_path.display().to_string()),
-        (
-            "LOG_FORMAT",
-            match c.log_format {
-                LogFormat::Text => "text".to_owned(),
-                LogFormat::Json => "json".to_owned(),
-            },
-        ),
-        ("DASHBOARD_BIND", c.dashboard_bind.clone()),
-        ("CORS_ORIGINS", c.cors_origins.join(",")),
-        ("DASHBOARD_MASK_ERRORS", c.mask_errors.to_string()),
-        ("MOCK_PORT", c.mock_port.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect::<Vec<_>>();
-    lines.push((
+        ("LOG_FORMAT", log_format_shown(c.log_format)),
+    ]);
+    out.push((
         "SERVICE_NAMES".to_owned(),
         c.services
             .iter()
@@ -540,23 +660,57 @@ pub(crate) fn describe(c: &Config) -> Vec<(String, String)> {
             .join(","),
     ));
     for s in &c.services {
-        lines.push((format!("{URL_PREFIX}{}", s.name), s.display_url.clone()));
+        out.push((format!("{URL_PREFIX}{}", s.name), s.display_url.clone()));
         if let Target::Http { headers, .. } = &s.target
             && !headers.is_empty()
         {
             let shown: Vec<String> = headers.iter().map(|(k, _)| format!("{k}:***")).collect();
-            lines.push((format!("{HEADERS_PREFIX}{}", s.name), shown.join(",")));
+            out.push((format!("{HEADERS_PREFIX}{}", s.name), shown.join(",")));
         }
     }
-    lines
+    out
+}
+
+pub(crate) fn describe_dashboard(c: &DashboardConfig) -> Vec<(String, String)> {
+    let or_unset = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_owned());
+    lines(vec![
+        ("SQLITE_DB_PATH", c.db_path.display().to_string()),
+        ("TARGET_DATA_POINTS", c.target_data_points.to_string()),
+        ("TZ", c.tz_name.clone()),
+        ("LOG_FORMAT", log_format_shown(c.log_format)),
+        ("DASHBOARD_BIND", c.dashboard_bind.clone()),
+        ("CORS_ORIGINS", c.cors_origins.join(",")),
+        ("DASHBOARD_MASK_ERRORS", c.mask_errors.to_string()),
+        ("UMAMI_SCRIPT_URL", or_unset(&c.umami_script_url)),
+        ("UMAMI_WEBSITE_ID", or_unset(&c.umami_website_id)),
+    ])
+}
+
+pub(crate) fn describe_mock(c: &MockConfig) -> Vec<(String, String)> {
+    lines(vec![
+        ("SECRET_KEY", secret_shown(&c.secret_key)),
+        ("MOCK_PORT", c.mock_port.to_string()),
+        ("LOG_FORMAT", log_format_shown(c.log_format)),
+    ])
+}
+
+pub(crate) fn describe_healthcheck(c: &HealthcheckConfig) -> Vec<(String, String)> {
+    lines(vec![
+        ("SQLITE_DB_PATH", c.db_path.display().to_string()),
+        (
+            "LOOP_INTERVAL_SECONDS",
+            format!("{}", c.loop_interval.as_secs_f64()),
+        ),
+        ("LOG_FORMAT", log_format_shown(c.log_format)),
+    ])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn load_pairs(pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
-        load(&EnvSource::from_pairs(pairs.iter().copied()), Role::Agent)
+    fn load_pairs(pairs: &[(&str, &str)]) -> Result<AgentConfig, ConfigErrors> {
+        load_agent(&EnvSource::from_pairs(pairs.iter().copied()))
     }
 
     #[test]
@@ -574,7 +728,6 @@ mod tests {
         assert_eq!(c.loop_interval, Duration::from_secs(10));
         assert_eq!(c.status_change_threshold, 4);
         assert_eq!(c.service_timeout, Duration::from_secs(2));
-        assert_eq!(c.target_data_points, 30);
         assert_eq!(c.tz_name, "UTC");
         assert_eq!(c.db_path, PathBuf::from("data/metrics.db"));
         assert_eq!(c.ping_url, "http://www.google.com");
@@ -655,7 +808,7 @@ mod tests {
             ("N8N_WEBHOOK_URL", "https://n8n.test/webhook/tok3n"),
         ])
         .expect("valid");
-        let text = format!("{:?}", c.describe());
+        let text = format!("{:?}", describe_agent(&c));
         for secret in ["pw", "hidden-value", "sk_live_123", "tok3n"] {
             assert!(!text.contains(secret), "{secret} leaked in {text}");
         }

@@ -29,7 +29,7 @@ pub const READ_CONCURRENCY: usize = hb_store::reader::POOL_MAX;
 /// Where "now" comes from; tests pin it.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 
-/// The settings the dashboard uses (taken from `hb_config::Config` by the binary).
+/// The settings the dashboard uses (taken from `hb_config::DashboardConfig` by the binary).
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub db_path: PathBuf,

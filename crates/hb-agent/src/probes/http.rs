@@ -6,7 +6,7 @@ use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use hb_config::{Config, Secret};
+use hb_config::{AgentConfig, Secret};
 use hb_core::{CheckOutcome, InternetCheck};
 use reqwest::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -28,7 +28,7 @@ pub struct HttpProberSettings {
 }
 
 impl HttpProberSettings {
-    pub fn from_config(c: &Config) -> Self {
+    pub fn from_config(c: &AgentConfig) -> Self {
         HttpProberSettings {
             timeout: c.service_timeout,
             force_ipv4: c.force_ipv4,
@@ -256,6 +256,9 @@ fn override_target(url: &url::Url, ip: IpAddr) -> Result<(url::Url, HeaderValue)
 /// Maps a failed request onto the taxonomy. Reasons are built from the cause chain only:
 /// `reqwest::Error`'s own `Display` carries the URL, which may carry credentials.
 fn classify(err: &reqwest::Error) -> CheckOutcome {
+    if let Some(fault) = super::limits::agent_fault_of(err) {
+        return CheckOutcome::agent_fault(fault);
+    }
     if err.is_timeout() {
         return CheckOutcome::timeout();
     }
@@ -396,7 +399,7 @@ mod tests {
                 ("INTERNAL_DNS_OVERRIDE_IP", "10.0.0.7"),
                 ("SERVICE_URL_a", "http://a.test/"),
             ]);
-            let c = Config::load(&env, hb_config::Role::Agent).expect("valid test config");
+            let c = <AgentConfig as hb_config::RoleConfig>::load(&env).expect("valid test config");
             HttpProberSettings::from_config(&c)
         };
         let s = load("10");

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use hb_agent::{CycleObserver, RunOptions};
-use hb_config::{EnvSource, Role};
+use hb_config::{AgentConfig, EnvSource};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
-    let config = match super::load_config(&env, Role::Agent) {
+    let config = match super::load_config::<AgentConfig>(&env) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };

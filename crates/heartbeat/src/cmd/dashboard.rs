@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use hb_config::{Config, EnvSource, Role};
+use hb_config::{DashboardConfig, EnvSource};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
@@ -14,7 +14,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
-    let config = match super::load_config(&env, Role::Dashboard) {
+    let config = match super::load_config::<DashboardConfig>(&env) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
@@ -43,7 +43,7 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
 }
 
 /// The dashboard's state from the configuration (shared with `heartbeat demo`).
-pub fn app_state(config: &Config) -> hb_dashboard::AppState {
+pub fn app_state(config: &DashboardConfig) -> hb_dashboard::AppState {
     let settings = hb_dashboard::Settings {
         db_path: config.db_path.clone(),
         target_data_points: config.target_data_points,

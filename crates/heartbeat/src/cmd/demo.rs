@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hb_agent::probes::docker::DockerProber;
 use hb_agent::{RunOptions, run as run_agent};
-use hb_config::{EnvSource, Role};
+use hb_config::{AgentConfig, DashboardConfig, EnvSource, MockConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
@@ -33,20 +33,29 @@ const DEFAULTS: &[(&str, &str)] = &[
 
 pub fn run(_args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
     let mut env = env.with_defaults(DEFAULTS.iter().copied());
-    let base = match super::load_config(&env, Role::Dashboard) {
+    let base = match super::load_config::<DashboardConfig>(&env) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let mock_config = match super::load_config::<MockConfig>(&env) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     crate::logging::init(base.log_format);
     let runtime = super::runtime()?;
     runtime.block_on(async move {
-        let mock_addr = std::net::SocketAddr::from(([127, 0, 0, 1], base.mock_port));
+        let mock_addr = std::net::SocketAddr::from(([127, 0, 0, 1], mock_config.mock_port));
         let mock_listener = tokio::net::TcpListener::bind(mock_addr)
             .await
             .with_context(|| format!("cannot listen on '{mock_addr}' for the mock (MOCK_PORT)"))?;
         let mock_addr = mock_listener.local_addr()?;
         let mock_url = format!("http://{mock_addr}");
-        let mock = hb_mock::MockState::new(base.secret_key.as_ref().map(|k| k.expose().to_owned()));
+        let mock = hb_mock::MockState::new(
+            mock_config
+                .secret_key
+                .as_ref()
+                .map(|k| k.expose().to_owned()),
+        );
 
         // Point the agent at the mock unless the user configured services of their own.
         if env.with_prefix("SERVICE_URL_").next().is_none() {
@@ -72,7 +81,7 @@ pub fn run(_args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
             ("N8N_WEBHOOK_URL", format!("{mock_url}/api/alerts")),
             ("PING_URL", format!("{mock_url}/ping")),
         ]);
-        let agent_config = match super::load_config(&env, Role::Agent) {
+        let agent_config = match super::load_config::<AgentConfig>(&env) {
             Ok(c) => c,
             Err(code) => return Ok(code),
         };

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hb_config::{EnvSource, Role};
+use hb_config::{EnvSource, HealthcheckConfig};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[derive(Debug, clap::Args)]
@@ -22,7 +22,7 @@ pub struct Args {
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
-    let config = match super::load_config(&env, Role::Dashboard) {
+    let config = match super::load_config::<HealthcheckConfig>(&env) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };

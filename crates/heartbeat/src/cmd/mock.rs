@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use hb_config::{EnvSource, Role};
+use hb_config::{EnvSource, MockConfig, RoleConfig as _};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,15 +18,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
-    let config = match super::load_config(&env, Role::Mock) {
+    let config = match super::load_config::<MockConfig>(&env) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     crate::logging::init(config.log_format);
     let port = args.port.unwrap_or(config.mock_port);
     let secret_key = config.secret_key.as_ref().map(|s| s.expose().to_owned());
-    if secret_key.is_none() {
-        tracing::warn!("SECRET_KEY is not set: the mock accepts heartbeats without a key check");
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
     }
     let runtime = super::runtime()?;
     runtime.block_on(async move {

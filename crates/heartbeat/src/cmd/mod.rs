@@ -10,12 +10,12 @@ pub mod mock;
 
 use std::process::ExitCode;
 
-use hb_config::{Config, ConfigErrors, EnvSource, Role};
+use hb_config::{ConfigErrors, EnvSource, RoleConfig};
 
-/// Loads the configuration for `role`, printing every problem and returning exit code 2 when it
-/// is invalid.
-pub fn load_config(env: &EnvSource, role: Role) -> Result<Config, ExitCode> {
-    Config::load(env, role).map_err(|ConfigErrors(errors)| {
+/// Loads one role's configuration, printing every problem and returning exit code 2 when it is
+/// invalid.
+pub fn load_config<C: RoleConfig>(env: &EnvSource) -> Result<C, ExitCode> {
+    C::load(env).map_err(|ConfigErrors(errors)| {
         for e in &errors {
             eprintln!("heartbeat: configuration error: {e}");
         }

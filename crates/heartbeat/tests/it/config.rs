@@ -13,98 +13,120 @@ struct Case {
     names: &'static str,
     /// Text that must not appear anywhere in the output.
     secret: Option<&'static str>,
+    /// The subcommands that read the variable and must refuse it.
+    cmds: &'static [&'static str],
 }
+
+const AGENT: &[&str] = &["config", "agent"];
 
 const CASES: &[Case] = &[
     Case {
         vars: &[("LOOP_INTERVAL_SECONDS", "ten")],
         names: "LOOP_INTERVAL_SECONDS",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("LOOP_INTERVAL_SECONDS", "0")],
         names: "LOOP_INTERVAL_SECONDS",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("LOOP_INTERVAL_SECONDS", "-5")],
         names: "LOOP_INTERVAL_SECONDS",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("STATUS_CHANGE_THRESHOLD", "0")],
         names: "STATUS_CHANGE_THRESHOLD",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("STATUS_CHANGE_THRESHOLD", "2.5")],
         names: "STATUS_CHANGE_THRESHOLD",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("SERVICE_TIMEOUT_SECONDS", "abc")],
         names: "SERVICE_TIMEOUT_SECONDS",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("SERVICE_TIMEOUT_SECONDS", "-0.5")],
         names: "SERVICE_TIMEOUT_SECONDS",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("TARGET_DATA_POINTS", "lots")],
         names: "TARGET_DATA_POINTS",
         secret: None,
+        cmds: &["config", "dashboard"],
     },
     Case {
         vars: &[("TZ", "Mars/Olympus_Mons")],
         names: "TZ",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("INTERNAL_DNS_OVERRIDE_IP", "999.1.1.1")],
         names: "INTERNAL_DNS_OVERRIDE_IP",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("SERVICE_URL_ftp", "ftp://example.com/")],
         names: "SERVICE_URL_ftp",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("SERVICE_URL_empty", "")],
         names: "SERVICE_URL_empty",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("SERVICE_URL_nohost", "http://")],
         names: "SERVICE_URL_nohost",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("SERVICE_URL_creds", "http://admin:pa55word@exa mple.com/")],
         names: "SERVICE_URL_creds",
         secret: Some("pa55word"),
+        cmds: AGENT,
     },
     Case {
         vars: &[("SERVICE_HEADERS_web", "Authorization Bearer s3cr3t-token")],
         names: "SERVICE_HEADERS_web",
         secret: Some("s3cr3t-token"),
+        cmds: AGENT,
     },
     Case {
         vars: &[("SERVICE_HEADERS_ghost", "X-Key:value")],
         names: "SERVICE_HEADERS_ghost",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("SERVICE_NAMES", "web,ghost")],
         names: "SERVICE_NAMES",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("SERVICE_URL_db", "docker:")],
         names: "SERVICE_URL_db",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[
@@ -113,31 +135,87 @@ const CASES: &[Case] = &[
         ],
         names: "HEARTBEAT_URL",
         secret: Some("topsecret-key"),
+        cmds: AGENT,
     },
     Case {
         vars: &[("N8N_WEBHOOK_URL", "ftp://user:hunter2@hooks.example/x")],
         names: "N8N_WEBHOOK_URL",
         secret: Some("hunter2"),
+        cmds: AGENT,
     },
     Case {
         vars: &[("PING_URL", "gopher://example.com")],
         names: "PING_URL",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("DOCKER_HOST", "ssh://host")],
         names: "DOCKER_HOST",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("FORCE_IPV4", "maybe")],
         names: "FORCE_IPV4",
         secret: None,
+        cmds: AGENT,
     },
     Case {
         vars: &[("DASHBOARD_BIND", "everywhere")],
         names: "DASHBOARD_BIND",
         secret: None,
+        cmds: &["config", "dashboard"],
+    },
+    // Below the minimums the agent can run (these once passed and then panicked at start).
+    Case {
+        vars: &[("LOOP_INTERVAL_SECONDS", "0.0001")],
+        names: "LOOP_INTERVAL_SECONDS",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("LOOP_INTERVAL_SECONDS", "0.0009")],
+        names: "LOOP_INTERVAL_SECONDS",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("LOOP_INTERVAL_SECONDS", "1e-320")],
+        names: "LOOP_INTERVAL_SECONDS",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("LOOP_INTERVAL_SECONDS", "0.5")],
+        names: "LOOP_INTERVAL_SECONDS",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("SERVICE_TIMEOUT_SECONDS", "1e-9")],
+        names: "SERVICE_TIMEOUT_SECONDS",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("SERVICE_TIMEOUT_SECONDS", "0.05")],
+        names: "SERVICE_TIMEOUT_SECONDS",
+        secret: None,
+        cmds: AGENT,
+    },
+    // A key that cannot go into an HTTP header once made the agent exit 1 after `config` said 0.
+    Case {
+        vars: &[("SECRET_KEY", "sk-first-half\nsk-second-half")],
+        names: "SECRET_KEY",
+        secret: Some("sk-second-half"),
+        cmds: &["config", "agent", "mock"],
+    },
+    Case {
+        vars: &[("SECRET_KEY", "sk-bell\u{7}-tail")],
+        names: "SECRET_KEY",
+        secret: Some("sk-bell"),
+        cmds: &["config", "agent", "mock"],
     },
 ];
 
@@ -166,9 +244,13 @@ fn assert_rejected(out: &std::process::Output, names: &str, secret: Option<&str>
 fn every_malformed_variable_exits_2_naming_it() {
     assert!(CASES.len() >= 15);
     for case in CASES {
-        for subcommand in ["config", "agent"] {
+        for subcommand in case.cmds {
             let mut cmd = heartbeat();
             cmd.arg(subcommand).env(GOOD_SERVICE.0, GOOD_SERVICE.1);
+            if *subcommand == "agent" {
+                // Should the variable be accepted by mistake, the test fails instead of hanging.
+                cmd.arg("--once");
+            }
             for (k, v) in case.vars {
                 cmd.env(k, v);
             }
@@ -181,6 +263,181 @@ fn every_malformed_variable_exits_2_naming_it() {
             );
         }
     }
+}
+
+/// Bytes that are not UTF-8 in a variable's value (or its name) are an error naming it, never
+/// a silent fallback to the default or a service that quietly disappears.
+#[test]
+fn values_that_are_not_utf8_are_errors_naming_the_variable() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt as _;
+    let bad = || OsString::from_vec(b"10\xff\xfe".to_vec());
+    let cases: [(&str, OsString, OsString); 4] = [
+        (
+            "LOOP_INTERVAL_SECONDS",
+            "LOOP_INTERVAL_SECONDS".into(),
+            bad(),
+        ),
+        ("SECRET_KEY", "SECRET_KEY".into(), bad()),
+        ("SERVICE_URL_api", "SERVICE_URL_api".into(), bad()),
+        (
+            "SERVICE_URL_caf",
+            OsString::from_vec(b"SERVICE_URL_caf\xe9".to_vec()),
+            "http://127.0.0.1:9/".into(),
+        ),
+    ];
+    for (names, key, value) in cases {
+        for subcommand in ["config", "agent"] {
+            let out = heartbeat()
+                .arg(subcommand)
+                .env(GOOD_SERVICE.0, GOOD_SERVICE.1)
+                .env(&key, &value)
+                .output()
+                .expect("run");
+            assert_rejected(&out, names, None, &format!("{subcommand} {key:?}"));
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("UTF-8"),
+                "{subcommand} {key:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // The mock reads SECRET_KEY too; the dashboard does not, and starts regardless.
+    let out = heartbeat()
+        .args(["config", "--role", "mock"])
+        .env("SECRET_KEY", bad())
+        .output()
+        .expect("run");
+    assert_rejected(&out, "SECRET_KEY", None, "mock");
+    let out = heartbeat()
+        .args(["config", "--role", "dashboard"])
+        .env("SECRET_KEY", bad())
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One `.env` shared by the agent and the dashboard (as the compose files do): a mistake in a
+/// variable only the agent reads must not stop the dashboard, and the reverse.
+#[test]
+fn each_role_checks_only_what_it_uses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("metrics.db");
+    let mut dashboard = heartbeat();
+    dashboard
+        .args(["dashboard", "--bind", "127.0.0.1:0"])
+        .env("SQLITE_DB_PATH", &db)
+        .env("DOCKER_HOST", "bogus")
+        .env("LOOP_INTERVAL_SECONDS", "ten")
+        .env("SERVICE_HEADERS_ghost", "no colon here")
+        .stderr(std::process::Stdio::piped());
+    let mut child = dashboard.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let listening = lines
+        .by_ref()
+        .take(20)
+        .map_while(Result::ok)
+        .any(|l| l.contains("dashboard listening"));
+    let _ = child.kill();
+    let status = child.wait().expect("wait");
+    assert!(listening, "the dashboard did not start: {status:?}");
+
+    for (role, var, value, ok) in [
+        ("dashboard", "DOCKER_HOST", "bogus", true),
+        ("mock", "DOCKER_HOST", "bogus", true),
+        ("mock", "TZ", "Nowhere/Land", true),
+        ("healthcheck", "DASHBOARD_BIND", "everywhere", true),
+        ("agent", "DASHBOARD_BIND", "everywhere", true),
+        ("agent", "DOCKER_HOST", "bogus", false),
+        ("dashboard", "TZ", "Nowhere/Land", false),
+        ("mock", "MOCK_PORT", "http", false),
+        ("healthcheck", "LOOP_INTERVAL_SECONDS", "0", false),
+    ] {
+        let out = heartbeat()
+            .args(["config", "--role", role])
+            .env(GOOD_SERVICE.0, GOOD_SERVICE.1)
+            .env(var, value)
+            .output()
+            .expect("run");
+        let label = format!("{role} with {var}={value}");
+        if ok {
+            assert!(
+                out.status.success(),
+                "{label}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            assert_rejected(&out, var, None, &label);
+        }
+    }
+    // The dashboard's own mistakes still stop it, with exit 2 and the variable named.
+    let out = heartbeat()
+        .arg("dashboard")
+        .env("TZ", "Nowhere/Land")
+        .output()
+        .expect("run");
+    assert_rejected(&out, "TZ", None, "dashboard TZ");
+}
+
+#[test]
+fn names_that_differ_only_in_case_are_two_services_with_a_warning() {
+    let out = heartbeat()
+        .arg("config")
+        .env("SERVICE_URL_api", "http://127.0.0.1:9/a")
+        .env("SERVICE_URL_API", "http://127.0.0.1:9/b")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("SERVICE_URL_api") && stdout.contains("SERVICE_URL_API"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("SERVICE_URL_API and SERVICE_URL_api differ only in case"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_env_file_with_a_byte_order_mark_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(".env");
+    std::fs::write(
+        &path,
+        "\u{feff}SERVICE_URL_api=http://127.0.0.1:9/\nTZ=America/Lima\n",
+    )
+    .expect("write");
+    let out = heartbeat()
+        .arg("--env-file")
+        .arg(&path)
+        .arg("config")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SERVICE_URL_api"), "{stdout}");
+
+    // A file that is not UTF-8 names the line, not its text.
+    std::fs::write(&path, b"TZ=UTC\nSECRET_KEY=abc\xff-hidden\n").expect("write");
+    let out = heartbeat()
+        .arg("--env-file")
+        .arg(&path)
+        .arg("config")
+        .output()
+        .expect("run");
+    assert_rejected(&out, "--env-file", Some("hidden"), "not UTF-8");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2 is not valid UTF-8"));
 }
 
 #[test]
