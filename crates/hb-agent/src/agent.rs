@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hb_config::{Config, Target};
+use hb_config::{AgentConfig, Target};
 use hb_core::alerting::{
     AlertEngine, CycleInput, NoResponseCause, ServiceObservation, WorkerObservation,
     internet_dependent,
@@ -40,11 +40,13 @@ pub type CycleObserver = Box<dyn Fn(&CycleRecord) + Send + Sync>;
 
 /// Runs the agent until `shutdown` is cancelled (or one cycle with `once`).
 pub async fn run(
-    config: Config,
+    config: AgentConfig,
     options: RunOptions,
     observer: Option<CycleObserver>,
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
+    let nofile = crate::probes::raise_nofile_limit();
+    log_nofile_limit(&nofile, config.services.len().min(config.check_concurrency));
     let probes = Arc::new(Probes::new(&config)?);
     let store = StoreTask::spawn(config.db_path.clone(), config.pending_cycles_max)
         .map_err(AgentError::Writer)?;
@@ -96,6 +98,7 @@ pub async fn run(
 
     let interval_ms = i64::try_from(config.loop_interval.as_millis()).unwrap_or(i64::MAX);
     let mut result = Ok(());
+    let mut faults = FaultWatch::default();
     loop {
         let tick_ms = if options.once {
             jiff::Timestamp::now().as_millisecond()
@@ -118,6 +121,7 @@ pub async fn run(
             }
         };
 
+        faults.observe(&cycle, &nofile);
         let alerts = process_alerts(&mut engine, &cycle, &dependent, &probes, &config);
         for alert in &alerts {
             tracing::warn!(item = %alert.item, title = %alert.title, "alert");
@@ -175,12 +179,83 @@ pub async fn run(
     result
 }
 
+/// Logs the open-file limit the agent runs with, and warns when it is too low for the checks
+/// that run at once.
+fn log_nofile_limit(limit: &crate::probes::NofileLimit, concurrent_checks: usize) {
+    let show = |v: Option<u64>| v.map_or("unlimited".to_owned(), |n| n.to_string());
+    if limit.soft != limit.soft_before {
+        tracing::info!(
+            from = %show(limit.soft_before),
+            to = %show(limit.soft),
+            "raised the open-file limit to the hard limit"
+        );
+    }
+    if !limit.suffices(concurrent_checks) {
+        tracing::warn!(
+            soft = %show(limit.soft),
+            hard = %show(limit.hard),
+            needed = crate::probes::NofileLimit::needed(concurrent_checks),
+            "the open-file limit is too low for {concurrent_checks} concurrent checks: checks that \
+             find no descriptor are recorded as unknown and never alert; raise the hard limit \
+             (systemd LimitNOFILE=, docker run --ulimit nofile=N:N, ulimit -Hn) or lower \
+             CHECK_CONCURRENCY"
+        );
+    }
+}
+
+/// One warning per episode of checks the agent itself could not run, and one line when they
+/// run normally again: a cycle of 2,000 failed checks must not log 2,000 lines.
+#[derive(Debug, Default)]
+struct FaultWatch {
+    active: bool,
+}
+
+impl FaultWatch {
+    fn observe(&mut self, cycle: &CycleRecord, limit: &crate::probes::NofileLimit) {
+        let faulty: Vec<&str> = cycle
+            .services
+            .iter()
+            .filter(|s| s.outcome.agent_fault)
+            .filter_map(|s| s.outcome.reason.as_deref())
+            .collect();
+        if faulty.is_empty() {
+            if self.active {
+                self.active = false;
+                tracing::info!("every check ran again: the agent's own fault has cleared");
+            }
+            return;
+        }
+        if self.active {
+            return;
+        }
+        self.active = true;
+        let no_fds = faulty.contains(&crate::probes::limits::FAULT_NO_FDS);
+        let show = |v: Option<u64>| v.map_or("unlimited".to_owned(), |n| n.to_string());
+        tracing::warn!(
+            checks = faulty.len(),
+            reason = faulty[0],
+            soft_limit = %show(limit.soft),
+            hard_limit = %show(limit.hard),
+            "{}",
+            if no_fds {
+                "checks could not run because the agent ran out of file descriptors; they are \
+                 recorded as unknown and do not alert. Fix: raise the agent's open-file limit \
+                 (systemd LimitNOFILE=, docker run --ulimit nofile=N:N, ulimit -Hn) or lower \
+                 CHECK_CONCURRENCY"
+            } else {
+                "checks could not run because of the agent itself; they are recorded as unknown \
+                 and do not alert"
+            }
+        );
+    }
+}
+
 fn process_alerts(
     engine: &mut AlertEngine,
     cycle: &CycleRecord,
     dependent: &[bool],
     probes: &Probes,
-    config: &Config,
+    config: &AgentConfig,
 ) -> Vec<AlertRecord> {
     let observations: Vec<ServiceObservation<'_>> = cycle
         .services

@@ -152,6 +152,10 @@ impl AlertEngine {
         let mut newly_held = false;
 
         for obs in input.services {
+            if obs.outcome.agent_fault {
+                // Not an observation of the service: its state waits for a real one.
+                continue;
+            }
             let state = self.services.entry(obs.name.to_owned()).or_default();
             let status = obs.outcome.status;
             let transition = state
@@ -462,6 +466,7 @@ mod tests {
             "down" => CheckOutcome::down("Connection refused"),
             "exited" => CheckOutcome::down("Container state: exited"),
             "unknown" => CheckOutcome::unknown("Docker Socket Unavailable"),
+            "fault" => CheckOutcome::agent_fault("Agent out of file descriptors"),
             other => panic!("no fixture for {other}"),
         }
     }
@@ -543,6 +548,30 @@ mod tests {
                 3,
                 &["down", "healthy"],
                 &[(1, "down", "healthy")],
+            ),
+            (
+                "agent faults never raise an alert",
+                2,
+                &["healthy", "fault", "fault", "fault", "fault", "healthy"],
+                &[],
+            ),
+            (
+                "agent faults neither count nor reset a failure",
+                3,
+                &["healthy", "down", "down", "fault", "fault", "down"],
+                &[(5, "healthy", "down")],
+            ),
+            (
+                "agent faults never clear an alert",
+                2,
+                &["healthy", "down", "down", "fault", "fault", "healthy"],
+                &[(2, "healthy", "down"), (5, "down", "healthy")],
+            ),
+            (
+                "a fault first is not the first observation",
+                2,
+                &["fault", "down", "down"],
+                &[],
             ),
         ];
         for (name, threshold, seq, want) in cases {

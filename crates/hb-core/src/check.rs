@@ -13,6 +13,15 @@ pub struct CheckOutcome {
     pub latency_ms: Option<f64>,
     /// Human-readable reason for anything but `healthy` (`HTTP 500`, `Timeout`, ...).
     pub reason: Option<String>,
+    /// The check could not run because of the agent itself (out of file descriptors or memory,
+    /// shutting down). The status is `unknown` and says nothing about the service, so such an
+    /// outcome never raises or clears the service's alert.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub agent_fault: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl CheckOutcome {
@@ -29,6 +38,7 @@ impl CheckOutcome {
             status_code: Some(code),
             latency_ms: Some(latency_ms),
             reason: (!healthy).then(|| format!("HTTP {code}")),
+            agent_fault: false,
         }
     }
 
@@ -38,6 +48,7 @@ impl CheckOutcome {
             status_code: None,
             latency_ms,
             reason: None,
+            agent_fault: false,
         }
     }
 
@@ -53,12 +64,21 @@ impl CheckOutcome {
         Self::failed(ServiceStatus::Unknown, reason)
     }
 
+    /// The agent itself could not run the check (see [`CheckOutcome::agent_fault`]).
+    pub fn agent_fault(reason: impl Into<String>) -> Self {
+        CheckOutcome {
+            agent_fault: true,
+            ..Self::failed(ServiceStatus::Unknown, reason)
+        }
+    }
+
     fn failed(status: ServiceStatus, reason: impl Into<String>) -> Self {
         CheckOutcome {
             status,
             status_code: None,
             latency_ms: None,
             reason: Some(reason.into()),
+            agent_fault: false,
         }
     }
 }

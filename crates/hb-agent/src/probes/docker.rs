@@ -156,6 +156,9 @@ impl DockerProber {
     }
 
     fn classify(&self, e: &DockerError) -> CheckOutcome {
+        if let Some(fault) = super::limits::agent_fault_of(e) {
+            return CheckOutcome::agent_fault(fault);
+        }
         match e {
             DockerError::DockerResponseServerError {
                 status_code: 404, ..

@@ -4,9 +4,9 @@
 pub mod docker;
 pub mod host;
 pub mod http;
-mod limits;
+pub mod limits;
 
 pub use docker::DockerProber;
 pub use host::HostCollector;
 pub use http::{HttpProber, HttpProberSettings, ProbeSetupError};
-pub use limits::raise_nofile_limit;
+pub use limits::{NofileLimit, agent_fault_of, raise_nofile_limit};
