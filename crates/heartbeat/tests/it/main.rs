@@ -4,4 +4,5 @@
 mod agent;
 mod common;
 mod config;
+mod dashboard;
 mod demo;
