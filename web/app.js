@@ -290,8 +290,13 @@ function dashboard() {
 
       const names = d.services.map((s) => s.name);
       const series = h.services || {};
-      plot('overview', canvas('overview'), 'line', () => lineOptions({ legend: true }), labels,
-        names.map((n, i) => line(n, series[n] || [], SERIES_COLOURS[i % SERIES_COLOURS.length])));
+      const colour = (i) => SERIES_COLOURS[i % SERIES_COLOURS.length];
+      // Services no longer checked keep their history until it leaves the range: dashed.
+      plot('overview', canvas('overview'), 'line', () => lineOptions({ legend: true }), labels, [
+        ...names.map((n, i) => line(n, series[n] || [], colour(i))),
+        ...this.removedServices.map((n, i) => line(`${n} (no longer checked)`, series[n], colour(names.length + i),
+          { borderDash: [6, 4] })),
+      ]);
 
       const jitters = h.services_jitter || {};
       const keep = new Set();
@@ -312,6 +317,13 @@ function dashboard() {
 
     get services() {
       return this.data ? this.data.services : [];
+    },
+    // Series in the history whose service is not in the newest cycle (taken out of the
+    // configuration): the API keeps them while they have checks in the range.
+    get removedServices() {
+      if (!this.data) return [];
+      const current = new Set(this.data.services.map((s) => s.name));
+      return Object.keys(this.data.history.services || {}).filter((n) => !current.has(n));
     },
     get pollMs() {
       return RANGES.find((r) => r.id === this.range).pollMs;

@@ -45,8 +45,7 @@ const quote = (v) => (v == null ? 'NULL' : typeof v === 'number' ? String(v) : `
 
 let cycleNo = 0;
 // One whole cycle in one transaction, as the agent writes it.
-function appendCycle({ cpu, services }) {
-  const ms = Date.now();
+function appendCycle({ cpu, services, ms = Date.now() }) {
   const ts = new Date(ms).toISOString().replace('Z', '+00:00');
   const id = `e2e00000-0000-4000-8000-${String(++cycleNo).padStart(12, '0')}`;
   const checks = services.map(([name, url, status, code, latency, error]) =>
@@ -68,6 +67,11 @@ const SERVICES = [
   ['svc-03', 'http://10.0.0.4:8080/health', 'down', null, null, 'connection refused'],
   ['svc-04', 'docker:svc-04', 'unknown', null, null, 'Docker Socket Unavailable'],
 ];
+
+// In the history but not in the newest cycle (taken out of the configuration): the page keeps
+// its series, marked as no longer checked. Checked in the live range only: the cycles this test
+// appends with sqlite3 have no rollup rows, which answer 24h.
+const REMOVED = ['svc-gone', 'http://10.0.0.99:8080/health', 'healthy', 200, 25.0, null];
 
 function seedAlerts() {
   const now = Date.now();
@@ -127,7 +131,7 @@ function chartState(page, key) {
     if (!chart) return null;
     return {
       labels: chart.data.labels.slice(),
-      data: chart.data.datasets.map((d) => ({ label: d.label, data: d.data.slice() })),
+      data: chart.data.datasets.map((d) => ({ label: d.label, data: d.data.slice(), borderDash: d.borderDash || [] })),
       width: chart.width,
       height: chart.height,
     };
@@ -149,6 +153,7 @@ async function shoot(page, name) {
 
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
+  appendCycle({ cpu: 33.3, services: [...SERVICES, REMOVED], ms: Date.now() - 3000 });
   appendCycle({ cpu: 33.3, services: SERVICES });
   seedAlerts();
 
@@ -204,7 +209,14 @@ async function main() {
       assert.ok(c && c.data.some((d) => nonNull(d.data) >= 20), `${key} chart has the seeded points`);
     }
     const overview = await chartState(page, 'overview');
-    assert.deepEqual(overview.data.map((d) => d.label), SERVICES.map((s) => s[0]), 'one overview line per service');
+    const gone = `${REMOVED[0]} (no longer checked)`;
+    assert.deepEqual(overview.data.map((d) => d.label), [...SERVICES.map((s) => s[0]), gone],
+      'one overview line per service, then the one no longer checked');
+    const goneLine = overview.data.find((d) => d.label === gone);
+    assert.ok(goneLine.borderDash.length > 0, 'the service no longer checked is dashed');
+    assert.ok(goneLine.data.includes(25), `its history is drawn: ${goneLine.data}`);
+    assert.ok(overview.data.filter((d) => d.label !== gone).every((d) => d.borderDash.length === 0), 'current services solid');
+    assert.match(await page.getByTestId('removed-note').innerText(), /no longer checked.*svc-gone/);
     const worker = await chartState(page, 'worker-dist');
     assert.ok(worker.labels.includes('200') && worker.data[0].data.reduce((a, b) => a + b, 0) > 0, 'worker distribution');
     assert.equal(await page.getByTestId('containers').innerText(), '12 Containers');
@@ -246,6 +258,7 @@ async function main() {
     await cards.first().waitFor();
     assert.equal(await cards.count(), api24.services.length);
     assert.equal(await cards.count(), SERVICES.length);
+    assert.equal(await page.locator(`article.service[data-service="${REMOVED[0]}"]`).count(), 0, 'no card for a service no longer checked');
     for (const [name, , status, code] of SERVICES) {
       const card = page.locator(`article.service[data-service="${name}"]`);
       const badge = card.getByTestId('badge');

@@ -59,7 +59,7 @@ impl IntoResponse for ApiError {
 /// Runs a read on the blocking pool.
 pub(crate) async fn read<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&DbQuery<'_>) -> Result<T, ReadError> + Send + 'static,
+    f: impl FnMut(&DbQuery<'_>) -> Result<T, ReadError> + Send + 'static,
 ) -> Result<T, ApiError> {
     // Bounded so that at most POOL_MAX connections and blocking threads exist: more would only
     // queue on two cores and cost memory.

@@ -228,18 +228,31 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
         ping.push(num(c.ping.avg()));
         ping_jitter.push(num(c.ping.jitter()));
     }
+    // Every service with checks in the range gets a series, as in the original tool: one taken
+    // out of the configuration stays on the charts until its history leaves the range. The
+    // newest cycle's services come first, in their order, then the others by name.
+    let mut removed: Vec<&str> = per_service
+        .keys()
+        .copied()
+        .filter(|name| !checks.iter().any(|(_, c)| c.name == *name))
+        .collect();
+    removed.sort_by(|a, b| {
+        a.to_lowercase()
+            .cmp(&b.to_lowercase())
+            .then_with(|| a.cmp(b))
+    });
     let mut hist_services = Map::new();
     let mut hist_jitter = Map::new();
-    for (_, c) in &checks {
+    for name in checks.iter().map(|(_, c)| c.name.as_str()).chain(removed) {
         let series = |f: &dyn Fn(&ServiceAcc) -> Option<f64>| -> Vec<Value> {
             window
                 .buckets
                 .iter()
-                .map(|b| num(b.services.get(&c.name).and_then(f)))
+                .map(|b| num(b.services.get(name).and_then(f)))
                 .collect()
         };
-        hist_services.insert(c.name.clone(), json!(series(&|a| a.latency.avg())));
-        hist_jitter.insert(c.name.clone(), json!(series(&|a| a.latency.jitter())));
+        hist_services.insert(name.to_owned(), json!(series(&|a| a.latency.avg())));
+        hist_jitter.insert(name.to_owned(), json!(series(&|a| a.latency.jitter())));
     }
 
     let distribution: Vec<Value> = total

@@ -1,11 +1,14 @@
 //! The read-only reader: connections opened with `SQLITE_OPEN_READ_ONLY` (never a PRAGMA that
-//! writes, never `immutable`), and every query the dashboard asks. Time windows are answered from
-//! the rollup tables where they cover the window and from raw rows otherwise (older databases),
-//! into the same mergeable aggregates, so both paths give the same numbers.
+//! writes; `immutable` only on a database no writer has open, see [`Reader::query`]), and every
+//! query the dashboard asks. Time windows are answered from the rollup tables where they cover
+//! the window and from raw rows otherwise (older databases), into the same mergeable aggregates,
+//! so both paths give the same numbers.
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
@@ -55,6 +58,8 @@ const CACHE_KIB: i64 = 1024;
 pub struct Reader {
     path: PathBuf,
     idle: Mutex<Vec<Conn>>,
+    /// Whether the last connection opened was immutable; only for logging the switches once.
+    immutable_mode: AtomicBool,
 }
 
 /// What the database holds, probed once per query so an upgrade by the agent is seen at once.
@@ -74,20 +79,39 @@ pub enum Source {
     Mixed,
 }
 
-/// A pooled connection; `immutable` ones are only valid while no writer exists.
+/// A pooled connection. An immutable one carries the stamp of the file taken before it was
+/// opened: it is valid only while the file still has that stamp (no writer came by).
 #[derive(Debug)]
 struct Conn {
     conn: Connection,
-    immutable: bool,
+    immutable: Option<FileStamp>,
+}
+
+/// The identity and last change of the database file, taken while no `-wal`, `-shm` or
+/// `-journal` file exists. A writer in WAL mode creates `-wal`/`-shm` before it reads or writes,
+/// a rollback-journal writer creates `-journal`, and any change of the main file moves its
+/// mtime/ctime/size (a file replaced by rename changes inode). So an equal stamp before and after
+/// a read means no writer was active in between, or one came and went without changing anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
 }
 
 const CANNOT_OPEN: &str = "the database file cannot be opened";
+
+/// How many times a read is retried when a writer appeared during an immutable read.
+const IMMUTABLE_ATTEMPTS: usize = 4;
 
 impl Reader {
     pub fn new(path: impl Into<PathBuf>) -> Reader {
         Reader {
             path: path.into(),
             idle: Mutex::new(Vec::new()),
+            immutable_mode: AtomicBool::new(false),
         }
     }
 
@@ -101,14 +125,29 @@ impl Reader {
         PathBuf::from(name)
     }
 
-    /// Whether a writer has (or had, with persistent WAL) the database open in WAL mode.
-    fn wal_present(&self) -> bool {
-        self.sidecar("-wal").exists() || self.sidecar("-shm").exists()
+    /// The stamp of the database file when no writer leaves a trace next to it (no `-wal`,
+    /// `-shm` or `-journal`; with persistent WAL the first two stay after a writer exits), else
+    /// `None`. Only then may it be read immutable.
+    fn quiet_stamp(&self) -> Option<FileStamp> {
+        if ["-wal", "-shm", "-journal"]
+            .iter()
+            .any(|s| std::fs::symlink_metadata(self.sidecar(s)).is_ok())
+        {
+            return None;
+        }
+        let m = std::fs::metadata(&self.path).ok().filter(|m| m.is_file())?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
     }
 
-    fn open(&self, immutable: bool) -> Result<Conn, ReadError> {
+    fn open(&self, immutable: Option<FileStamp>) -> Result<Conn, ReadError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = if immutable {
+        let conn = if immutable.is_some() {
             let uri = format!("file:{}?immutable=1", uri_path(&self.path));
             Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
         } else {
@@ -125,16 +164,18 @@ impl Reader {
 
     /// A connection inside a fresh read transaction, with the schema probed.
     ///
-    /// A WAL database whose `-wal`/`-shm` files are absent cannot be opened read-only in a
-    /// read-only directory (SQLite would have to create them). With no writer around (no such
-    /// file) it is opened `immutable`; such connections are dropped as soon as the files
-    /// appear, i.e. a writer started, and never used on a live database.
+    /// A WAL database whose `-wal`/`-shm` files are absent cannot be read with a normal
+    /// read-only connection where SQLite may not create them: on a read-only mount it reports
+    /// "cannot open", in a directory the user may not write (`0555`) "attempt to write a
+    /// readonly database". Only then, and only when no writer's file is there
+    /// ([`Reader::quiet_stamp`]), it is opened `immutable`. Such a connection is dropped as soon
+    /// as the file's stamp changes; [`Reader::query`] also checks the stamp after the read.
     fn begin(&self) -> Result<(Conn, SchemaInfo), ReadError> {
-        let wal_present = self.wal_present();
+        let stamp = self.quiet_stamp();
         loop {
             let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
             let Some(c) = pooled else { break };
-            if c.immutable && wal_present {
+            if c.immutable.is_some() && c.immutable != stamp {
                 continue;
             }
             if let Ok(schema) = begin_probe(&c.conn) {
@@ -142,19 +183,27 @@ impl Reader {
             }
         }
         let attempt = self
-            .open(false)
+            .open(None)
             .and_then(|c| begin_probe(&c.conn).map(|s| (c, s)));
         match attempt {
-            Ok(found) => Ok(found),
-            Err(ReadError::Unavailable(reason))
-                if reason == CANNOT_OPEN && !wal_present && self.path.is_file() =>
-            {
-                let c = self.open(true)?;
+            Ok(found) => {
+                if self.immutable_mode.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        path = %self.path.display(),
+                        "a writer appeared: reading the database with normal read-only connections"
+                    );
+                }
+                Ok(found)
+            }
+            Err(e) if needs_wal_files(&e) && stamp.is_some() => {
+                let c = self.open(stamp)?;
                 let schema = begin_probe(&c.conn)?;
-                tracing::info!(
-                    path = %self.path.display(),
-                    "no writer and no -wal/-shm files: reading the database immutable"
-                );
+                if !self.immutable_mode.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        path = %self.path.display(),
+                        "no writer and no -wal/-shm files: reading the database immutable"
+                    );
+                }
                 Ok((c, schema))
             }
             Err(e) => Err(e),
@@ -162,35 +211,62 @@ impl Reader {
     }
 
     /// Runs `f` inside one read transaction (a consistent snapshot; no write lock).
+    ///
+    /// An immutable read is trusted only if the file's stamp is unchanged after it: a writer
+    /// that started meanwhile (its `-wal`/`-shm` appeared, or the file changed) voids the answer,
+    /// and `f` runs again on a fresh connection, normally a read-only one that sees the writer's
+    /// WAL. So an answer from an immutable connection is never returned once a writer started.
     pub fn query<T>(
         &self,
-        f: impl FnOnce(&Query<'_>) -> Result<T, ReadError>,
+        mut f: impl FnMut(&Query<'_>) -> Result<T, ReadError>,
     ) -> Result<T, ReadError> {
-        let (c, schema) = self.begin()?;
-        let result = f(&Query {
-            conn: &c.conn,
-            schema,
-        });
-        // COMMIT of a read transaction only releases the snapshot.
-        let end = c
-            .conn
-            .execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
-        let value = result?;
-        end.map_err(ReadError::classify)?;
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < POOL_MAX
-        {
-            idle.push(c);
+        for _ in 0..IMMUTABLE_ATTEMPTS {
+            let (c, schema) = self.begin()?;
+            let result = f(&Query {
+                conn: &c.conn,
+                schema,
+            });
+            // COMMIT of a read transaction only releases the snapshot.
+            let end = c
+                .conn
+                .execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            if c.immutable.is_some() && c.immutable != self.quiet_stamp() {
+                tracing::info!(
+                    path = %self.path.display(),
+                    "the database changed during an immutable read: reading it again"
+                );
+                continue;
+            }
+            let value = result?;
+            end.map_err(ReadError::classify)?;
+            if let Ok(mut idle) = self.idle.lock()
+                && idle.len() < POOL_MAX
+            {
+                idle.push(c);
+            }
+            return Ok(value);
         }
-        Ok(value)
+        Err(ReadError::Unavailable(
+            "the database kept changing while it was read immutable (a writer is starting)".into(),
+        ))
     }
 
     /// Whether the last query was answered by an immutable connection (tests, logs).
     pub fn is_immutable(&self) -> bool {
         self.idle
             .lock()
-            .map(|v| v.last().is_some_and(|c| c.immutable))
+            .map(|v| v.last().is_some_and(|c| c.immutable.is_some()))
             .unwrap_or(false)
+    }
+}
+
+/// Whether a normal read-only open failed only because SQLite could not create the `-wal`/`-shm`
+/// files: "cannot open" (read-only mount) or SQLITE_READONLY (a directory the user may not
+/// write). The reader issues no write, so a read-only error can only come from that.
+fn needs_wal_files(e: &ReadError) -> bool {
+    match e {
+        ReadError::Unavailable(reason) => reason == CANNOT_OPEN,
+        ReadError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly),
     }
 }
 
@@ -797,6 +873,123 @@ mod tests {
             !dir.path().join("none.db").exists(),
             "the reader never creates the file"
         );
+    }
+
+    /// A read-only bind mount of `src` at `dst`, detached on drop (lazily: a connection still
+    /// open must not leave it behind). `None`, with the reason printed, where mounting is not
+    /// allowed; under `CI=true` that is a failure (CI runs as root).
+    struct RoMount(PathBuf);
+
+    impl Drop for RoMount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("--lazy")
+                .arg(&self.0)
+                .status();
+        }
+    }
+
+    fn ro_mount(src: &Path, dst: &Path) -> Option<RoMount> {
+        let ok = |args: &[&std::ffi::OsStr]| {
+            std::process::Command::new("mount")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let mounted = ok(&["--bind".as_ref(), src.as_os_str(), dst.as_os_str()])
+            .then(|| RoMount(dst.to_path_buf()));
+        let ro =
+            mounted.filter(|_| ok(&["-o".as_ref(), "remount,bind,ro".as_ref(), dst.as_os_str()]));
+        if ro.is_none() {
+            let reason = "cannot make a read-only bind mount here (needs root)";
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true: {reason}"
+            );
+            eprintln!("skipped: {reason}");
+        }
+        ro
+    }
+
+    /// A WAL database with one cycle (cpu 1), closed cleanly: no `-wal`/`-shm` left, as the
+    /// original tool leaves it; plus a read-only view of it in `ro/`.
+    fn quiet_wal_database(dir: &Path) -> Option<(PathBuf, PathBuf, RoMount)> {
+        let src = dir.join("rw");
+        let ro = dir.join("ro");
+        std::fs::create_dir(&src).expect("mkdir");
+        std::fs::create_dir(&ro).expect("mkdir");
+        let conn = Connection::open(src.join("t.db")).expect("open");
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE monitoring_cycles (id TEXT, timestamp_lima TEXT, cpu_percent REAL);
+             CREATE TABLE service_checks (id INTEGER);
+             INSERT INTO monitoring_cycles VALUES ('a', 't', 1.0);",
+        )
+        .expect("schema");
+        drop(conn);
+        assert!(!src.join("t.db-wal").exists() && !src.join("t.db-shm").exists());
+        let mount = ro_mount(&src, &ro)?;
+        Some((src.join("t.db"), ro.join("t.db"), mount))
+    }
+
+    fn max_cpu(q: &Query<'_>) -> Result<f64, ReadError> {
+        Ok(q.conn
+            .query_row("SELECT max(cpu_percent) FROM monitoring_cycles", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    fn add_cycle(conn: &Connection, cpu: f64) {
+        conn.execute("INSERT INTO monitoring_cycles VALUES ('b', 't', ?1)", [cpu])
+            .expect("insert");
+    }
+
+    #[test]
+    fn a_writer_starting_during_an_immutable_read_voids_its_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Some((rw, ro, _mount)) = quiet_wal_database(dir.path()) else {
+            return;
+        };
+        let reader = Reader::new(&ro);
+        // The writer starts after the reader chose immutable and before it reads: its commit
+        // is in the WAL only, which the immutable connection cannot see.
+        let mut writer = None;
+        let mut calls = 0;
+        let cpu = reader
+            .query(|q| {
+                calls += 1;
+                if writer.is_none() {
+                    let w = Connection::open(&rw).expect("writer");
+                    add_cycle(&w, 2.0);
+                    writer = Some(w);
+                }
+                max_cpu(q)
+            })
+            .expect("query");
+        assert_eq!(cpu, 2.0, "the stale immutable answer was returned");
+        assert_eq!(calls, 2, "read again after the writer appeared");
+        assert!(!reader.is_immutable(), "answered by a normal connection");
+        drop(reader);
+    }
+
+    #[test]
+    fn a_pooled_immutable_connection_is_dropped_when_the_file_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Some((rw, ro, _mount)) = quiet_wal_database(dir.path()) else {
+            return;
+        };
+        let reader = Reader::new(&ro);
+        assert_eq!(reader.query(max_cpu).expect("query"), 1.0);
+        assert!(reader.is_immutable());
+        // A writer comes and goes between two requests: its close checkpoints into the file
+        // and deletes -wal/-shm, so only the file's stamp tells.
+        let w = Connection::open(&rw).expect("writer");
+        add_cycle(&w, 2.0);
+        drop(w);
+        assert!(!rw.with_extension("db-wal").exists());
+        assert_eq!(reader.query(max_cpu).expect("query"), 2.0);
+        drop(reader);
     }
 
     #[test]

@@ -944,7 +944,10 @@ struct Mount(PathBuf);
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::process::Command::new("umount")
+            .arg("--lazy")
+            .arg(&self.0)
+            .status();
     }
 }
 
@@ -998,4 +1001,184 @@ async fn original_database_on_a_read_only_mount_without_writer_then_with_one() {
     assert_eq!(j["system"]["cpu"], 50.0, "new cycle visible");
     assert_eq!(j["network"]["uptime_counts"]["failure"], 1);
     drop(w);
+}
+
+/// `tiny_cycles` plus `old-cache`, checked in the first three cycles only (taken out of the
+/// configuration since).
+fn cycles_with_a_removed_service() -> Vec<CycleRecord> {
+    let mut cycles = tiny_cycles();
+    for (i, c) in cycles.iter_mut().enumerate().take(3) {
+        let latency = [7.0, 9.0, 11.0][i];
+        c.services.push(svc(
+            "old-cache",
+            "http://old-cache.local/",
+            CheckOutcome::healthy(Some(latency)),
+        ));
+    }
+    cycles
+}
+
+fn service_names(j: &Value) -> Vec<String> {
+    j["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+fn series_keys(j: &Value, key: &str) -> Vec<String> {
+    j["history"][key]
+        .as_object()
+        .expect("series")
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn history_keeps_services_that_are_no_longer_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rolled = dir.path().join("rolled.db");
+    let legacy = dir.path().join("legacy.db");
+    let cycles = cycles_with_a_removed_service();
+    write_with_writer(&rolled, &cycles);
+    write_legacy(&legacy, &cycles, |_| -5);
+    for db in [&rolled, &legacy] {
+        let srv = start(db, Opts::default()).await;
+        for range in RANGES {
+            let (status, j) = srv.json(&format!("/api/live?range={range}")).await;
+            assert_eq!(status, 200, "{range}: {j}");
+            // The services list is the newest cycle's; the history has every service with
+            // checks in the range, the newest cycle's first, in the same order.
+            assert_eq!(
+                service_names(&j),
+                ["api", "Beta", "alpha-db", "cache"],
+                "{range}"
+            );
+            for key in ["services", "services_jitter"] {
+                assert_eq!(
+                    series_keys(&j, key),
+                    ["api", "Beta", "alpha-db", "cache", "old-cache"],
+                    "{range} {key}"
+                );
+                let series = j["history"][key]["old-cache"].as_array().expect("series");
+                assert_eq!(series.len(), 31, "{range} {key}");
+            }
+        }
+        // Live: 10-second buckets; old-cache was checked in buckets 24, 25 and 26.
+        let (_, j) = srv.json("/api/live?range=live").await;
+        let h = &j["history"];
+        assert!(nulls(&h["services"]["old-cache"], 24));
+        assert_eq!(
+            h["services"]["old-cache"].as_array().expect("series")[24..],
+            serde_json::json!([7.0, 9.0, 11.0, null, null, null, null])
+                .as_array()
+                .expect("literal")[..]
+        );
+        assert_eq!(h["services_jitter"]["old-cache"][25], 0.0);
+        assert_eq!(h["services_jitter"]["old-cache"][30], Value::Null);
+        // 1h: two-minute buckets; all three checks in bucket 29.
+        let (_, j) = srv.json("/api/live?range=1h").await;
+        assert_eq!(j["history"]["services"]["old-cache"][29], 9.0);
+        assert_eq!(j["history"]["services_jitter"]["old-cache"][29], 4.0);
+    }
+}
+
+#[tokio::test]
+async fn long_ranges_from_rollups_keep_removed_services_until_they_age_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rolled = dir.path().join("rolled.db");
+    let legacy = dir.path().join("legacy.db");
+    let mixed = dir.path().join("mixed.db");
+    // `Retired` is checked every cycle until it is removed 5 hours before NOW.
+    let removed_ms = (NOW - 5 * 3600) * 1000;
+    let mut cycles = month_cycles();
+    for c in cycles.iter_mut().filter(|c| c.timestamp_ms < removed_ms) {
+        let latency = 20.0 + (c.timestamp_ms / 600_000 % 7) as f64;
+        c.services.push(svc(
+            "Retired",
+            "http://retired/",
+            CheckOutcome::healthy(Some(latency)),
+        ));
+    }
+    let last_check_ms = cycles
+        .iter()
+        .filter(|c| c.services.iter().any(|s| s.name == "Retired"))
+        .map(|c| c.timestamp_ms)
+        .max()
+        .expect("Retired was checked");
+    for db in [&rolled, &mixed] {
+        hb_store_writer::Writer::open(db)
+            .expect("writer")
+            .record_cycles(&cycles)
+            .expect("record");
+    }
+    write_legacy(&legacy, &cycles, |i| if i % 2 == 0 { -5 } else { 0 });
+    // Rollups only from 12 days ago: 30d is answered partly from raw rows.
+    let cut_s = (NOW - 12 * 86_400 + 1_234) / 60 * 60;
+    {
+        let conn = rusqlite::Connection::open(&mixed).expect("open");
+        conn.execute(
+            "UPDATE rollup_meta SET value = ?1 WHERE key = 'covered_from_ms'",
+            [cut_s * 1000 - 30_000],
+        )
+        .expect("meta");
+        for table in ["rollup_cycles", "rollup_services"] {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE start_s < ?1"),
+                [cut_s - 60],
+            )
+            .expect("delete");
+        }
+    }
+    let a = start(&rolled, Opts::default()).await;
+    let b = start(&legacy, Opts::default()).await;
+    let c = start(&mixed, Opts::default()).await;
+    for range in RANGES {
+        let path = format!("/api/live?range={range}");
+        let (_, ja) = a.json(&path).await;
+        let (_, jb) = b.json(&path).await;
+        let (_, jc) = c.json(&path).await;
+        assert_eq!(service_names(&ja), ["Api", "web", "db"], "{range}");
+        let first_ms = ja["history"]["timestamps"][0].as_i64().expect("t") * 1000;
+        let in_range = last_check_ms >= first_ms;
+        for key in ["services", "services_jitter"] {
+            let keys = series_keys(&ja, key);
+            assert_eq!(
+                keys.iter().any(|k| k == "Retired"),
+                in_range,
+                "{range} {key}: {keys:?}"
+            );
+        }
+        if in_range {
+            // One value in every bucket that holds one of its checks, null after it.
+            let width_ms = ja["history"]["timestamps"][1].as_i64().expect("t") * 1000 - first_ms;
+            let buckets_with_checks: std::collections::BTreeSet<i64> = cycles
+                .iter()
+                .filter(|c| c.timestamp_ms >= first_ms && c.timestamp_ms <= last_check_ms)
+                .map(|c| (c.timestamp_ms - first_ms) / width_ms)
+                .collect();
+            let series = ja["history"]["services"]["Retired"]
+                .as_array()
+                .expect("series");
+            let filled: std::collections::BTreeSet<i64> = series
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(i, _)| i as i64)
+                .collect();
+            assert_eq!(filled, buckets_with_checks, "{range}");
+        }
+        let ja = without_last_updated(ja);
+        assert_eq!(ja, without_last_updated(jb), "{range}: rollups vs raw rows");
+        assert_eq!(ja, without_last_updated(jc), "{range}: mixed vs rollups");
+    }
+    // Removed 5 hours ago: gone from live, 1h and 3h; still on the charts from 6h on.
+    let (_, j) = a.json("/api/live?range=3h").await;
+    assert!(j["history"]["services"].get("Retired").is_none());
+    let (_, j) = a.json("/api/live?range=6h").await;
+    assert!(j["history"]["services"].get("Retired").is_some());
+    assert_eq!(a.source("/api/live?range=30d").await, "rollup");
+    assert_eq!(c.source("/api/live?range=30d").await, "mixed");
 }

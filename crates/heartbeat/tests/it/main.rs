@@ -4,5 +4,6 @@
 mod agent;
 mod common;
 mod config;
+mod dashboard;
 mod demo;
 mod limits;
