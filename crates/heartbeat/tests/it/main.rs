@@ -5,4 +5,5 @@ mod agent;
 mod common;
 mod config;
 mod demo;
+mod healthcheck;
 mod servers;
