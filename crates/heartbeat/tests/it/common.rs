@@ -226,10 +226,6 @@ impl ServerProcess {
     pub fn pid(&self) -> u32 {
         self.process.child.id()
     }
-
-    pub fn log(&self) -> String {
-        self.log.lock().expect("lock").clone()
-    }
 }
 
 /// The resident memory of process `pid` in KiB (`VmRSS` of /proc/<pid>/status).

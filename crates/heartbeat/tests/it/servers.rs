@@ -96,5 +96,7 @@ async fn dashboard_closes_half_sent_requests_after_the_default_timeout_and_keeps
     );
     let log = std::sync::Arc::clone(&server.log);
     let (status, _) = server.process.stop();
-    assert!(status.success(), "{}", log.lock().expect("lock"));
+    let log = log.lock().expect("lock").clone();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("shutdown requested"), "{log}");
 }
