@@ -123,15 +123,24 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Serves `app` on `listener` until `shutdown` completes.
+/// Serves `app` on `listener` until `shutdown` completes, with the default server limits
+/// ([`hb_serve::Limits::default`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, app, hb_serve::Limits::default(), shutdown).await
+}
+
+/// As [`serve`], with explicit limits (header-read and idle timeouts, connection cap, body size).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: hb_serve::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    hb_serve::serve(listener, app, limits, shutdown).await
 }
 
 #[cfg(test)]

@@ -1,23 +1,29 @@
 //! The development mock (SPEC §5): a simulated heartbeat receiver, simulated services whose
 //! behaviour is switched live, an alert sink for webhook posts, a request log for tailing, and the
-//! controller page. State lives in memory only; nothing here touches the database.
+//! controller page, and a scripted outage for the demo. State lives in memory only; nothing here
+//! touches the database.
 
+mod ports;
 pub mod reqlog;
 mod routes;
+pub mod scenario;
 mod server;
 pub mod sim;
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+pub use hb_serve::Limits;
 pub use reqlog::{DEFAULT_CAP_BYTES, LogChunk, RequestLog};
 pub use routes::app;
-pub use server::serve;
+pub use scenario::{Scenario, ScenarioState};
+pub use server::{serve, serve_with};
 pub use sim::{Behavior, ConfigPatch, HostStatus, Mode, ServiceSim, Simulation};
 
 /// How many received alerts are kept (the oldest go first).
@@ -39,6 +45,11 @@ struct Inner {
     /// Requests currently parked by a `timeout` service.
     stalled: AtomicU64,
     shutdown: CancellationToken,
+    /// Each simulated service's own listener.
+    ports: ports::Ports,
+    /// The scripted outage, if any; locked before `sim` wherever both are.
+    scenario: Mutex<Option<(Scenario, ScenarioState)>>,
+    scenario_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The most recent accepted heartbeat, as `GET /api/heartbeat` shows it.
@@ -98,6 +109,9 @@ impl MockState {
                 alerts: Mutex::new(AlertSink::default()),
                 stalled: AtomicU64::new(0),
                 shutdown: CancellationToken::new(),
+                ports: ports::Ports::default(),
+                scenario: Mutex::new(None),
+                scenario_task: Mutex::new(None),
             }),
         }
     }
@@ -112,16 +126,97 @@ impl MockState {
         lock(&self.inner.sim).clone()
     }
 
-    /// Applies a checked partial update (what `POST /api/config` does).
+    /// Applies a checked partial update (what `POST /api/config` does). A change of the
+    /// scenario's service stops the scenario: a manual choice wins over the script.
     pub fn update(&self, patch: ConfigPatch) -> Result<Simulation, Vec<String>> {
+        let touched: Vec<String> = patch
+            .services
+            .as_ref()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut scenario = lock(&self.inner.scenario);
         let mut sim = lock(&self.inner.sim);
         let changes = sim.apply(patch)?;
+        if let Some((_, st)) = scenario.as_mut()
+            && st.active
+            && touched.contains(&st.service)
+        {
+            st.active = false;
+            tracing::info!(service = %st.service, "mock scenario stopped: the service was changed by hand");
+            self.log_line(&format!("scenario stopped: {} changed by hand", st.service));
+        }
         if !changes.is_empty() {
             let text = changes.join(", ");
             tracing::info!(changes = %text, "mock simulation changed");
             self.log_line(&format!("config {text}"));
+            self.inner.ports.changed.notify_one();
         }
         Ok(sim.clone())
+    }
+
+    /// A change made by the scenario; false (and nothing applied) once the script was stopped.
+    pub(crate) fn apply_scripted(&self, patch: ConfigPatch) -> bool {
+        let scenario = lock(&self.inner.scenario);
+        if !scenario.as_ref().is_some_and(|(_, st)| st.active) {
+            return false;
+        }
+        let changes = lock(&self.inner.sim).apply(patch);
+        match changes {
+            Ok(changes) if !changes.is_empty() => {
+                let text = changes.join(", ");
+                tracing::info!(changes = %text, "mock scenario changed the simulation");
+                self.log_line(&format!("scenario {text}"));
+                self.inner.ports.changed.notify_one();
+            }
+            Ok(_) => {}
+            Err(problems) => {
+                tracing::warn!(problems = ?problems, "mock scenario change rejected");
+            }
+        }
+        true
+    }
+
+    /// Scripts an outage (`serve` runs it): the service is created healthy when missing. Replaces
+    /// a scenario set before.
+    pub fn set_scenario(&self, scenario: Scenario) {
+        let mut current = lock(&self.inner.scenario);
+        {
+            let mut sim = lock(&self.inner.sim);
+            if !sim.services.contains_key(&scenario.service) {
+                let patch = ConfigPatch {
+                    services: Some(std::collections::BTreeMap::from([(
+                        scenario.service.clone(),
+                        Some(sim::ServicePatch::default()),
+                    )])),
+                    ..ConfigPatch::default()
+                };
+                if let Err(problems) = sim.apply(patch) {
+                    tracing::warn!(problems = ?problems, "mock scenario service not added");
+                }
+            }
+        }
+        let st = ScenarioState::new(&scenario);
+        *current = Some((scenario, st));
+    }
+
+    /// The scenario as `GET /api/config` shows it.
+    pub fn scenario(&self) -> Option<ScenarioState> {
+        lock(&self.inner.scenario)
+            .as_ref()
+            .map(|(_, st)| st.clone())
+    }
+
+    /// Binds a listener of its own for every simulated service on `ip` (closed while the service
+    /// is `down`, so it refuses connections), kept in step with the simulation until shutdown.
+    /// `serve` calls it with its listener's address; call it first to know the ports sooner.
+    /// Does nothing the second time.
+    pub async fn bind_service_ports(&self, ip: IpAddr, limits: Limits) -> std::io::Result<()> {
+        ports::start(self, ip, limits).await
+    }
+
+    /// Each simulated service's own address (also while it is down: it refuses there).
+    pub fn service_addrs(&self) -> std::collections::BTreeMap<String, SocketAddr> {
+        self.inner.ports.addrs()
     }
 
     /// Received alerts, oldest first.

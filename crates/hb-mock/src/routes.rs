@@ -15,9 +15,9 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::server::AbortConnection;
 use crate::sim::{Behavior, ConfigPatch, HostStatus, Mode};
 use crate::{MockState, ReceivedAlert, ReceivedHeartbeat, lock, now};
+use hb_serve::CloseConnection as AbortConnection;
 
 const PAGE: &str = include_str!("page.html");
 
@@ -25,8 +25,9 @@ const PAGE: &str = include_str!("page.html");
 #[derive(Debug, Clone)]
 struct Note(String);
 
-/// The mock's router. Serve it with [`crate::serve`] so `down` services can close connections;
-/// under plain `axum::serve` a `down` service answers an empty 502 instead.
+/// The mock's router. Serve it with [`crate::serve`] so `down` services can close connections
+/// (and each service gets its own port); under plain `axum::serve` a `down` service answers an
+/// empty 502 instead.
 pub fn app(state: MockState) -> Router {
     Router::new()
         .route("/", get(page))
@@ -37,15 +38,42 @@ pub fn app(state: MockState) -> Router {
         .route("/svc/{name}", get(service))
         .route("/ping", get(ping))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), log_requests))
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), None),
+            log_requests,
+        ))
+        .with_state(state)
+}
+
+/// The router of one simulated service's own port: every path and method is that service. Its
+/// log lines show `name:port/path`.
+pub(crate) fn service_port_app(state: MockState, name: String, port: u16) -> Router {
+    let label = format!("{name}:{port}");
+    Router::new()
+        .fallback(move |State(state): State<MockState>, method: Method| {
+            let name = name.clone();
+            async move { answer(state, method, name).await }
+        })
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), Some(label)),
+            log_requests,
+        ))
         .with_state(state)
 }
 
 /// One line per request, except the controller page's own polling reads (they would drown
 /// everything else at one request per second).
-async fn log_requests(State(state): State<MockState>, req: Request, next: Next) -> Response {
+async fn log_requests(
+    State((state, label)): State<(MockState, Option<String>)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let path = match label {
+        Some(label) => format!("{label}{path}"),
+        None => path,
+    };
     let polling = method == Method::GET
         && matches!(
             path.as_str(),
@@ -220,11 +248,18 @@ async fn heartbeat_state(State(state): State<MockState>) -> Response {
 
 fn config_json(state: &MockState) -> Value {
     let sim = state.simulation();
+    let mut services = json!(sim.services);
+    for (name, addr) in state.service_addrs() {
+        if let Some(svc) = services.get_mut(&name) {
+            svc["port"] = json!(addr.port());
+        }
+    }
     json!({
         "online": sim.online,
         "mode": sim.mode,
         "host_status": sim.host_status,
-        "services": sim.services,
+        "services": services,
+        "scenario": state.scenario(),
         "stalled_requests": state.inner.stalled.load(Ordering::Relaxed),
         "modes": Mode::ALL.map(Mode::as_str),
         "behaviors": Behavior::ALL.map(Behavior::as_str),
@@ -328,6 +363,11 @@ async fn service(
     method: Method,
     Path(name): Path<String>,
 ) -> Response {
+    answer(state, method, name).await
+}
+
+/// What simulated service `name` answers (on `/svc/{name}` or on its own port).
+async fn answer(state: MockState, method: Method, name: String) -> Response {
     let decision = {
         let mut sim = lock(&state.inner.sim);
         sim.services.get_mut(&name).map(|svc| {

@@ -530,3 +530,160 @@ async fn the_page_has_the_controls() {
     assert!(html.contains("/api/logs?offset="));
     assert!(!html.contains("https://"), "no CDN");
 }
+
+fn own_port(cfg: &Value, name: &str) -> u16 {
+    cfg["services"][name]["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("no port of its own for '{name}': {cfg}"))
+}
+
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn refused(port: u16) -> bool {
+    matches!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
+#[tokio::test]
+async fn down_refuses_connections_on_its_own_port_like_a_stopped_service() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mock = start().await;
+    let (_, cfg) = mock.get_json("/api/config").await;
+    let down = own_port(&cfg, "down");
+    assert!(refused(down).await, "connect to down's port is refused");
+    let err = mock
+        .client
+        .get(format!("http://127.0.0.1:{down}/"))
+        .send()
+        .await
+        .expect_err("refused");
+    assert!(err.is_connect(), "{err:?}");
+
+    // Every other service answers on its own port, any path.
+    let healthy = own_port(&cfg, "healthy");
+    for (name, code) in [("healthy", 200), ("error500", 500), ("notfound", 404)] {
+        let r = mock
+            .client
+            .head(format!("http://127.0.0.1:{}/health", own_port(&cfg, name)))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(r.status().as_u16(), code, "{name}");
+    }
+
+    // Switched to down: a kept-alive connection is closed and new ones are refused.
+    let mut kept = tokio::net::TcpStream::connect(("127.0.0.1", healthy))
+        .await
+        .expect("connect");
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 1024];
+    let n = kept.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    mock.set(json!({"services": {"healthy": {"behavior": "down"}}}))
+        .await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), kept.read(&mut buf))
+        .await
+        .expect("the kept-alive connection is closed");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    eventually("healthy's port to refuse", async || {
+        refused(healthy).await.then_some(())
+    })
+    .await;
+
+    // Back up: the same port answers again.
+    mock.set(json!({"services": {"healthy": {"behavior": "healthy"}}}))
+        .await;
+    let client = mock.client.clone();
+    eventually("healthy's port to answer again", async || {
+        let r = client
+            .get(format!("http://127.0.0.1:{healthy}/"))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let (_, cfg) = mock.get_json("/api/config").await;
+    assert_eq!(
+        own_port(&cfg, "healthy"),
+        healthy,
+        "the port stays the same"
+    );
+    let (_, log) = mock.get_json("/api/logs").await;
+    assert!(
+        log["text"]
+            .as_str()
+            .expect("text")
+            .contains(&format!("GET healthy:{healthy}/ 200")),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_scenario_takes_its_service_down_and_back_until_a_manual_change_stops_it() {
+    let state = MockState::new(Some(KEY.to_owned()));
+    state.set_scenario(hb_mock::Scenario {
+        service: "scripted".into(),
+        healthy_for: Duration::from_millis(300),
+        down_for: Duration::from_millis(300),
+    });
+    let mock = start_with(state).await;
+    let (_, cfg) = mock.get_json("/api/config").await;
+    assert_eq!(cfg["services"]["scripted"]["behavior"], "healthy", "{cfg}");
+    assert_eq!(cfg["scenario"]["active"], true, "{cfg}");
+    let port = own_port(&cfg, "scripted");
+    let client = mock.client.clone();
+    let base = mock.base.clone();
+    let behavior = async |want: &str| {
+        let r = client.get(format!("{base}/api/config")).send().await.ok()?;
+        let cfg: Value = r.json().await.ok()?;
+        (cfg["services"]["scripted"]["behavior"] == want).then_some(())
+    };
+    eventually("the script to take it down", async || {
+        behavior("down").await
+    })
+    .await;
+    eventually("its port to refuse", async || {
+        refused(port).await.then_some(())
+    })
+    .await;
+    eventually("the script to bring it back", async || {
+        behavior("healthy").await
+    })
+    .await;
+    eventually("down again: it loops", async || behavior("down").await).await;
+
+    // A manual change wins, and the script stays stopped.
+    mock.set(json!({"services": {"scripted": {"behavior": "error500"}}}))
+        .await;
+    let (_, cfg) = mock.get_json("/api/config").await;
+    assert_eq!(cfg["scenario"]["active"], false, "{cfg}");
+    // Several phases later it is still what the visitor chose.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, cfg) = mock.get_json("/api/config").await;
+    assert_eq!(cfg["services"]["scripted"]["behavior"], "error500", "{cfg}");
+    let (_, log) = mock.get_json("/api/logs").await;
+    let text = log["text"].as_str().expect("text");
+    assert!(
+        text.contains("scenario service scripted behavior=down"),
+        "{text}"
+    );
+    assert!(
+        text.contains("scenario stopped: scripted changed by hand"),
+        "{text}"
+    );
+}

@@ -37,7 +37,16 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
         let shutdown = CancellationToken::new();
         super::cancel_on_signal(shutdown.clone());
         let app = hb_dashboard::app(state);
-        hb_dashboard::serve(listener, app, async move { shutdown.cancelled().await }).await?;
+        // Not configurable yet: the defaults (10 s header read, 5 s idle, 1,024 connections,
+        // 1 MiB bodies) until hb-config carries per-role settings.
+        let limits = hb_serve::Limits::default();
+        hb_dashboard::serve_with(
+            listener,
+            app,
+            limits,
+            async move { shutdown.cancelled().await },
+        )
+        .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -12,7 +12,17 @@ use hb_config::{AgentConfig, DashboardConfig, EnvSource, MockConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Seconds the scripted service stays healthy after start and after each recovery.
+    #[arg(long, value_name = "SECS", default_value_t = hb_mock::scenario::DEFAULT_HEALTHY_FOR.as_secs())]
+    pub outage_after: u64,
+    /// Seconds the scripted service then stays down before it recovers.
+    #[arg(long, value_name = "SECS", default_value_t = hb_mock::scenario::DEFAULT_DOWN_FOR.as_secs())]
+    pub outage_for: u64,
+    /// No scripted outage: services change only from the controller page.
+    #[arg(long)]
+    pub no_outage: bool,
+}
 
 /// The demo's own database: never the production default (`data/metrics.db`).
 pub const DEMO_DB: &str = "data/demo/metrics.db";
@@ -31,7 +41,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("DASHBOARD_MASK_ERRORS", "false"),
 ];
 
-pub fn run(_args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
     let mut env = env.with_defaults(DEFAULTS.iter().copied());
     let base = match super::load_config::<DashboardConfig>(&env) {
         Ok(c) => c,
@@ -50,20 +60,27 @@ pub fn run(_args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on '{mock_addr}' for the mock (MOCK_PORT)"))?;
         let mock_addr = mock_listener.local_addr()?;
         let mock_url = format!("http://{mock_addr}");
-        let mock = hb_mock::MockState::new(
-            mock_config
-                .secret_key
-                .as_ref()
-                .map(|k| k.expose().to_owned()),
-        );
-
-        // Point the agent at the mock unless the user configured services of their own.
+        let mock = hb_mock::MockState::new(mock_config.secret_key.as_ref().map(|k| k.expose().to_owned()));
+        // Without it every bad simulated service is bad from its first (silent) observation,
+        // and the demo would never alert unless the visitor flipped something.
+        let scenario = (!args.no_outage).then(|| hb_mock::Scenario {
+            service: hb_mock::scenario::DEFAULT_SCENARIO_SERVICE.to_owned(),
+            healthy_for: Duration::from_secs(args.outage_after),
+            down_for: Duration::from_secs(args.outage_for),
+        });
+        if let Some(s) = &scenario {
+            mock.set_scenario(s.clone());
+        }
+        // Not configurable yet: the shared defaults until hb-config carries per-role settings.
+        let limits = hb_serve::Limits::default();
+        mock.bind_service_ports(mock_addr.ip(), limits)
+            .await
+            .context("cannot bind the simulated services' own ports")?;
+        // Point the agent at the mock unless the user configured services of their own: each
+        // service on its own port, where `down` refuses connections like a stopped service.
         if env.with_prefix("SERVICE_URL_").next().is_none() {
-            for name in mock.simulation().services.keys() {
-                env.set(
-                    format!("SERVICE_URL_{name}"),
-                    format!("{mock_url}/svc/{name}"),
-                );
+            for (name, addr) in mock.service_addrs() {
+                env.set(format!("SERVICE_URL_{name}"), format!("http://{addr}/"));
             }
             let docker_host = env
                 .get("DOCKER_HOST")
@@ -103,22 +120,41 @@ pub fn run(_args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
             agent_config.services.len(),
             agent_config.loop_interval.as_secs_f64()
         );
+        if let Some(s) = &scenario {
+            println!(
+                "  scenario:   '{}' goes down {} s after start and recovers {} s later, in a loop \
+                 (changing it on the controller stops the script)",
+                s.service,
+                s.healthy_for.as_secs(),
+                s.down_for.as_secs()
+            );
+        }
 
         let shutdown = CancellationToken::new();
         super::cancel_on_signal(shutdown.clone());
 
         let mock_task = {
             let stop = shutdown.clone();
-            tokio::spawn(hb_mock::serve(mock_listener, mock, async move {
-                stop.cancelled().await;
-            }))
+            tokio::spawn(hb_mock::serve_with(
+                mock_listener,
+                mock,
+                limits,
+                async move {
+                    stop.cancelled().await;
+                },
+            ))
         };
         let dash_task = {
             let stop = shutdown.clone();
             let app = hb_dashboard::app(super::dashboard::app_state(&base));
-            tokio::spawn(hb_dashboard::serve(dash_listener, app, async move {
-                stop.cancelled().await;
-            }))
+            tokio::spawn(hb_dashboard::serve_with(
+                dash_listener,
+                app,
+                limits,
+                async move {
+                    stop.cancelled().await;
+                },
+            ))
         };
         let agent_result =
             run_agent(agent_config, RunOptions::default(), None, shutdown.clone()).await;

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use hb_config::{EnvSource, HealthcheckConfig};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Check this http:// URL instead of the database (e.g. http://127.0.0.1:8000/health).
+    /// Check this http:// URL instead of the database (e.g. http://127.0.0.1:8000/health);
+    /// healthy on a 2xx answer (redirects are not followed).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Oldest acceptable cycle, in seconds (default: three intervals, at least 60 s).
@@ -72,40 +72,42 @@ fn check_database(path: &std::path::Path, max_age: Duration) -> Result<String, S
 }
 
 async fn check_url(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("'{url}' is not an http:// URL"))?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let addr = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(&addr).await?;
-        let request = format!(
-            "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: heartbeat-healthcheck\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut head = vec![0u8; 64];
-        let n = stream.read(&mut head).await?;
-        head.truncate(n);
-        Ok::<_, std::io::Error>(head)
-    };
-    let head = tokio::time::timeout(HTTP_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("{url}: no answer within {} s", HTTP_TIMEOUT.as_secs()))?
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status_line = String::from_utf8_lossy(&head);
-    let code = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
+    if !url.starts_with("http://") {
+        return Err(format!("'{url}' is not an http:// URL"));
+    }
+    // reqwest is built without a default TLS provider (as in the agent); an http:// URL never
+    // uses it, but building the client needs one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(HTTP_TIMEOUT)
+        .user_agent("heartbeat-healthcheck")
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let response = client.get(url).send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("{url}: no answer within {} s", HTTP_TIMEOUT.as_secs())
+        } else {
+            format!("{url}: {}", with_causes(&e))
+        }
+    })?;
+    let code = response.status().as_u16();
     if (200..300).contains(&code) {
         Ok(format!("{url} answered {code}"))
     } else {
         Err(format!("{url} answered {code}"))
     }
+}
+
+/// reqwest's `Display` hides the cause ("error sending request"): append the source chain.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -38,7 +38,16 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
         tracing::info!(addr = %local, "mock listening; controller page at http://{local}/");
         let state = hb_mock::MockState::new(secret_key);
         super::cancel_on_signal(state.shutdown_token());
-        hb_mock::serve(listener, state, std::future::pending()).await?;
+        // Not configurable yet: the shared defaults until hb-config carries per-role settings.
+        let limits = hb_mock::Limits::default();
+        state
+            .bind_service_ports(local.ip(), limits)
+            .await
+            .context("cannot bind the simulated services' own ports")?;
+        for (name, addr) in state.service_addrs() {
+            tracing::info!(service = %name, %addr, "simulated service on its own port");
+        }
+        hb_mock::serve_with(listener, state, limits, std::future::pending()).await?;
         tracing::info!("mock stopped");
         Ok(ExitCode::SUCCESS)
     })

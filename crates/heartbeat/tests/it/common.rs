@@ -180,3 +180,72 @@ pub fn require(ok: bool, what: &str) -> bool {
     eprintln!("skipped: {what}");
     false
 }
+
+/// A running `heartbeat` server process whose stderr (JSON log lines) is collected in the
+/// background, so a chatty server never blocks on a full pipe.
+pub struct ServerProcess {
+    pub process: AgentProcess,
+    pub log: Arc<Mutex<String>>,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Spawns `cmd` with `LOG_FORMAT=json` and waits (up to 30 s) for a log line containing
+    /// `ready` that carries the listening address in its `addr` field.
+    pub fn spawn(mut cmd: Command, ready: &str) -> ServerProcess {
+        use std::io::BufRead as _;
+        let mut child = cmd
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn heartbeat");
+        let stderr = child.stderr.take().expect("stderr");
+        let process = AgentProcess { child };
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
+        {
+            let log = Arc::clone(&log);
+            let ready = ready.to_owned();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if line.contains(&ready)
+                        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                        && let Some(addr) =
+                            v["fields"]["addr"].as_str().and_then(|a| a.parse().ok())
+                    {
+                        let _ = tx.send(addr);
+                    }
+                    let mut log = log.lock().expect("lock");
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no '{ready}' line: {}", log.lock().expect("lock")));
+        ServerProcess { process, log, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.child.id()
+    }
+}
+
+/// The resident memory of process `pid` in KiB (`VmRSS` of /proc/<pid>/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+}

@@ -1,6 +1,7 @@
 //! `heartbeat demo` end to end: one command starts the mock, the agent and the dashboard; a
 //! simulated service flipped to down through the mock's API shows in the dashboard API and in
-//! the mock's alert sink after the threshold, and its recovery follows.
+//! the mock's alert sink after the threshold, and its recovery follows. Left alone, the demo's
+//! scripted outage produces a down alert and a recovery alert by itself.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
@@ -29,8 +30,15 @@ async fn poll<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Opti
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn demo_shows_a_flipped_service_in_the_dashboard_and_the_sink() {
+/// A running demo and the two URLs it printed.
+struct Demo {
+    process: AgentProcess,
+    dashboard: String,
+    controller: String,
+    dir: tempfile::TempDir,
+}
+
+async fn start_demo() -> Demo {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = heartbeat();
@@ -47,7 +55,7 @@ async fn demo_shows_a_flipped_service_in_the_dashboard_and_the_sink() {
         .spawn()
         .expect("spawn demo");
     let stdout = child.stdout.take().expect("stdout");
-    let demo = AgentProcess { child };
+    let process = AgentProcess { child };
     let lines: Vec<String> = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)
             .lines()
@@ -63,17 +71,34 @@ async fn demo_shows_a_flipped_service_in_the_dashboard_and_the_sink() {
     let controller = url_after(&lines, "controller:")
         .trim_end_matches('/')
         .to_owned();
+    Demo {
+        process,
+        dashboard,
+        controller,
+        dir,
+    }
+}
 
+async fn get_json(client: &reqwest::Client, url: String) -> Option<Value> {
+    let r = client.get(url).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json::<Value>().await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_shows_a_flipped_service_in_the_dashboard_and_the_sink() {
+    let Demo {
+        process: demo,
+        dashboard,
+        controller,
+        dir,
+    } = start_demo().await;
     let client = reqwest::Client::new();
     let get = |url: String| {
         let client = client.clone();
-        async move {
-            let r = client.get(url).send().await.ok()?;
-            if !r.status().is_success() {
-                return None;
-            }
-            r.json::<Value>().await.ok()
-        }
+        async move { get_json(&client, url).await }
     };
     let status_of = |live: &Value, name: &str| {
         live["services"]
@@ -99,6 +124,12 @@ async fn demo_shows_a_flipped_service_in_the_dashboard_and_the_sink() {
             "{name}: {live}"
         );
     }
+    // `down` refuses connections, as a stopped service does.
+    let down_error = live["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "down"))
+        .map(|s| s["error"].clone());
+    assert_eq!(down_error, Some(json!("Connection refused")), "{live}");
 
     // Flip `healthy` to down through the mock's API.
     let r = client
@@ -187,4 +218,52 @@ async fn demo_shows_a_flipped_service_in_the_dashboard_and_the_sink() {
         .expect("join");
     assert!(status.success(), "{stderr}");
     assert!(dir.path().join("data/demo/metrics.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_left_alone_alerts_a_scripted_outage_and_its_recovery() {
+    let demo = start_demo().await;
+    let client = reqwest::Client::new();
+    // The default script: down about 20 s after start, back about 40 s later.
+    let deadline = Duration::from_secs(85);
+    let started = Instant::now();
+    let sink_titles = poll(
+        "a down and a recovery alert in the mock's sink",
+        deadline,
+        async || {
+            let alerts = get_json(&client, format!("{}/api/alerts", demo.controller)).await?;
+            let titles: Vec<String> = alerts["alerts"]
+                .as_array()?
+                .iter()
+                .filter_map(|a| a["title"].as_str().map(str::to_owned))
+                .collect();
+            let down = titles.iter().position(|t| t.contains("scripted is down"))?;
+            let back = titles
+                .iter()
+                .position(|t| t.contains("scripted recovered"))?;
+            (down < back).then_some(titles)
+        },
+    )
+    .await;
+    let history = poll(
+        "both alerts delivered in the dashboard's history",
+        deadline.saturating_sub(started.elapsed()) + Duration::from_secs(10),
+        async || {
+            let history =
+                get_json(&client, format!("{}/api/alerts?limit=100", demo.dashboard)).await?;
+            let delivered: Vec<String> = history["alerts"]
+                .as_array()?
+                .iter()
+                .filter(|a| a["item"] == "scripted" && !a["delivered_at"].is_null())
+                .filter_map(|a| a["new_status"].as_str().map(str::to_owned))
+                .collect();
+            (delivered.iter().any(|s| s == "down") && delivered.iter().any(|s| s == "healthy"))
+                .then_some(history)
+        },
+    )
+    .await;
+    let (status, stderr) = tokio::task::spawn_blocking(move || demo.process.stop())
+        .await
+        .expect("join");
+    assert!(status.success(), "{stderr}\n{sink_titles:?}\n{history}");
 }

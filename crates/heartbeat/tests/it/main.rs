@@ -6,4 +6,6 @@ mod common;
 mod config;
 mod dashboard;
 mod demo;
+mod healthcheck;
 mod limits;
+mod servers;
