@@ -5,3 +5,4 @@ mod agent;
 mod common;
 mod config;
 mod demo;
+mod full_disk;
