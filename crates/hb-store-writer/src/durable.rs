@@ -127,6 +127,22 @@ impl DurableWriter {
         report
     }
 
+    /// Runs `f` on the connection (opening it when needed), for the start-up work that is not a
+    /// queued operation: the alert outbox and the stored state the alert engine resumes from.
+    /// Call it before submitting anything, as the agent does.
+    pub fn with_writer<T>(
+        &mut self,
+        f: impl FnOnce(&mut Writer) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = self.connect().and_then(f);
+        if let Err(error) = &result
+            && matches!(classify(error), Failure::Transient { reopen: true })
+        {
+            self.writer = None;
+        }
+        result
+    }
+
     /// Operations waiting to be written.
     pub fn pending(&self) -> usize {
         self.queue.len()
