@@ -6,3 +6,4 @@ mod common;
 mod config;
 mod demo;
 mod full_disk;
+mod outbox;
