@@ -407,7 +407,12 @@ function dashboard() {
       return Number.isNaN(t) ? iso : new Date(t).toLocaleString();
     },
     delivery(a) {
-      if (a.delivered_at) return { cls: 'delivery-ok', text: `delivered ${this.when(a.delivered_at)}` };
+      const late = a.redelivered_at ? ' (late: after an agent restart)' : '';
+      if (a.delivered_at) return { cls: 'delivery-ok', text: `delivered ${this.when(a.delivered_at)}${late}` };
+      if (a.delivery_state === 'given_up') return { cls: 'delivery-failed', text: `given up: ${a.last_error || 'too old after a restart'}` };
+      if (a.delivery_state === 'pending' && (a.attempts > 0 || a.last_error)) {
+        return { cls: 'delivery-pending', text: `interrupted (${a.last_error || 'agent stopped'}): sent at the agent's next start` };
+      }
       if (a.attempts > 0) {
         const why = a.last_error ? `: ${a.last_error}` : '';
         return { cls: 'delivery-failed', text: `failed after ${a.attempts} attempt${a.attempts === 1 ? '' : 's'}${why}` };

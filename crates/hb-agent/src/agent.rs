@@ -16,13 +16,29 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cycle::{Probes, SetupError, alert_time_text, iso_timestamp};
 use crate::notify::webhook::{AlertDispatcher, DeliverySettings};
-use crate::store_task::StoreTask;
+use crate::store_task::{ResumeRequest, StoreTask};
+
+/// Undelivered alerts younger than this are sent at start-up (late); older ones are given up.
+/// An hour: long enough for a crash and a restart by hand, short enough that what arrives is
+/// still news.
+pub const DEFAULT_ALERT_REDELIVER_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// How the loop runs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
     /// One cycle at once (no waiting for the grid), persisted, then return.
     pub once: bool,
+    /// See [`DEFAULT_ALERT_REDELIVER_MAX_AGE`].
+    pub alert_redeliver_max_age: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            once: false,
+            alert_redeliver_max_age: DEFAULT_ALERT_REDELIVER_MAX_AGE,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +100,7 @@ pub async fn run(
         })
         .collect();
     let mut engine = AlertEngine::new(config.status_change_threshold);
+    resume(&store, &mut engine, &dispatcher, &config, &options, &probes).await;
 
     tracing::info!(
         services = config.services.len(),
@@ -248,6 +265,65 @@ impl FaultWatch {
             }
         );
     }
+}
+
+/// Before the first cycle: the alert engine starts from the stored state of every item, and the
+/// alerts a previous run left undelivered are redelivered or given up (the outbox).
+async fn resume(
+    store: &StoreTask,
+    engine: &mut AlertEngine,
+    dispatcher: &AlertDispatcher,
+    config: &AgentConfig,
+    options: &RunOptions,
+    probes: &Probes,
+) {
+    let now = jiff::Timestamp::now();
+    let max_age = options.alert_redeliver_max_age;
+    let request = ResumeRequest {
+        now_ms: now.as_millisecond(),
+        now_text: iso_timestamp(&now.to_zoned_datetime(config.tz.clone())),
+        redeliver_max_age_ms: i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX),
+        give_up_reason: format!(
+            "given up after a restart: undelivered for more than {} s",
+            max_age.as_secs()
+        ),
+        services: config.services.iter().map(|s| s.name.clone()).collect(),
+        window: config.status_change_threshold,
+    };
+    let resumed = match store.resume(request).await {
+        Ok(resumed) => resumed,
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "cannot read the stored state: alert states start from the first observation, \
+                 undelivered alerts wait for the next start"
+            );
+            return;
+        }
+    };
+    let services_known = config
+        .services
+        .iter()
+        .zip(&resumed.services)
+        .filter(|(spec, history)| engine.resume_service(&spec.name, history))
+        .count();
+    let worker_known = probes.heartbeat_enabled() && engine.resume_worker(&resumed.worker);
+    let outbox = resumed.outbox;
+    tracing::info!(
+        services_known,
+        worker_known,
+        redelivering = outbox.redeliver.len(),
+        given_up = outbox.given_up,
+        "resumed from the stored state"
+    );
+    if outbox.given_up > 0 {
+        tracing::warn!(
+            given_up = outbox.given_up,
+            max_age_secs = max_age.as_secs(),
+            "undelivered alerts too old to send after the restart were given up"
+        );
+    }
+    dispatcher.redeliver(outbox.redeliver);
 }
 
 fn process_alerts(

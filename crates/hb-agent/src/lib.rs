@@ -1,5 +1,6 @@
 //! The producer: the cycle loop, the probes that feed it, and the notifiers it drives.
-//! Never serves HTTP and never reads the database back.
+//! Never serves HTTP; reads the database back only at start-up (the alert outbox and the
+//! stored item states the alert engine resumes from).
 
 pub mod agent;
 pub mod cycle;
@@ -7,4 +8,4 @@ pub mod notify;
 pub mod probes;
 mod store_task;
 
-pub use agent::{AgentError, CycleObserver, RunOptions, run};
+pub use agent::{AgentError, CycleObserver, DEFAULT_ALERT_REDELIVER_MAX_AGE, RunOptions, run};

@@ -99,11 +99,54 @@ enum WorkerStatus {
 }
 
 impl WorkerStatus {
+    const NO_RESPONSE: &str = "no response";
+
     fn text(self) -> String {
         match self {
             WorkerStatus::Code(c) => c.to_string(),
-            WorkerStatus::NoResponse => "no response".to_owned(),
+            WorkerStatus::NoResponse => Self::NO_RESPONSE.to_owned(),
         }
+    }
+
+    /// The inverse of [`WorkerStatus::text`] (alert statuses and stored rows use it).
+    fn parse(text: &str) -> Option<WorkerStatus> {
+        if text == Self::NO_RESPONSE {
+            return Some(WorkerStatus::NoResponse);
+        }
+        text.parse().ok().map(WorkerStatus::Code)
+    }
+}
+
+/// What the database remembers of one item, for a restarted agent (see [`Debouncer::resume`]).
+/// Statuses are the stored texts: a service's status, or the worker's HTTP code /
+/// `no response`; instants are epoch milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredHistory {
+    /// The newest alert's `new_status` and its instant.
+    pub last_alert: Option<(String, i64)>,
+    /// The newest observations, newest first (the threshold's worth is enough).
+    pub recent: Vec<(String, i64)>,
+}
+
+/// A status with its instant (epoch milliseconds).
+type Stamped<S> = (S, i64);
+
+impl StoredHistory {
+    /// Parsed with `parse`; texts it does not know are left out.
+    fn parsed<S>(
+        &self,
+        parse: impl Fn(&str) -> Option<S>,
+    ) -> (Option<Stamped<S>>, Vec<Stamped<S>>) {
+        let alert = self
+            .last_alert
+            .as_ref()
+            .and_then(|(text, at)| parse(text).map(|s| (s, *at)));
+        let recent = self
+            .recent
+            .iter()
+            .filter_map(|(text, at)| parse(text).map(|s| (s, *at)))
+            .collect();
+        (alert, recent)
     }
 }
 
@@ -137,6 +180,43 @@ impl AlertEngine {
             services: HashMap::new(),
             worker: Debouncer::new(),
             outage: None,
+        }
+    }
+
+    /// Starts a service from what an earlier run stored instead of from its first observation,
+    /// so a restart neither hides an outage nor forgets one. Returns whether anything was
+    /// known. Internet-outage holds are not restored: a service held at the crash alerts
+    /// normally once its failure is confirmed again.
+    pub fn resume_service(&mut self, name: &str, history: &StoredHistory) -> bool {
+        let (alert, recent) = history.parsed(|t| t.parse::<ServiceStatus>().ok());
+        let Some(debounce) = Debouncer::resume(alert, &recent, |s| s.is_healthy(), self.threshold)
+        else {
+            return false;
+        };
+        self.services.insert(
+            name.to_owned(),
+            ServiceState {
+                debounce,
+                held_from: None,
+            },
+        );
+        true
+    }
+
+    /// [`AlertEngine::resume_service`] for the worker.
+    pub fn resume_worker(&mut self, history: &StoredHistory) -> bool {
+        let (alert, recent) = history.parsed(WorkerStatus::parse);
+        match Debouncer::resume(
+            alert,
+            &recent,
+            |s| *s == WorkerStatus::Code(200),
+            self.threshold,
+        ) {
+            Some(debounce) => {
+                self.worker = debounce;
+                true
+            }
+            None => false,
         }
     }
 
@@ -923,5 +1003,134 @@ mod tests {
             (r.uid.as_str(), r.item.as_str(), r.created_at.as_str()),
             ("u1", "api", "2026-11-29T15:41:02-05:00")
         );
+    }
+
+    fn history(alert: Option<(&str, i64)>, recent: &[(&str, i64)]) -> StoredHistory {
+        StoredHistory {
+            last_alert: alert.map(|(s, at)| (s.to_owned(), at)),
+            recent: recent
+                .iter()
+                .map(|(s, at)| ((*s).to_owned(), *at))
+                .collect(),
+        }
+    }
+
+    /// Feeds `api` the observations after a restart seeded with `stored`; (cycle, old, new).
+    fn resumed_service(
+        threshold: u32,
+        stored: &StoredHistory,
+        seq: &[&str],
+    ) -> (bool, Vec<(usize, String, String)>) {
+        let mut engine = AlertEngine::new(threshold);
+        let seeded = engine.resume_service("api", stored);
+        let mut out = Vec::new();
+        for (i, st) in seq.iter().enumerate() {
+            let o = outcome(st);
+            let services = [ServiceObservation {
+                name: "api",
+                kind: ServiceKind::Http,
+                outcome: &o,
+                internet_dependent: true,
+            }];
+            let input = CycleInput {
+                services: &services,
+                worker: None,
+                internet_online: true,
+                time_text: T,
+            };
+            for a in engine.process(&input) {
+                out.push((i, a.old_status.unwrap_or_default(), a.new_status));
+            }
+        }
+        (seeded, out)
+    }
+
+    #[test]
+    fn resumed_service_table() {
+        type Case<'a> = (
+            &'a str,
+            StoredHistory,
+            &'a [&'a str],
+            bool,
+            &'a [(usize, &'a str, &'a str)],
+        );
+        let cases: &[Case] = &[
+            (
+                "down before, still down: no duplicate",
+                history(Some(("error", 5)), &[("error", 6), ("error", 5)]),
+                &["error", "error", "error"],
+                true,
+                &[],
+            ),
+            (
+                "down before, healthy after: recovery",
+                history(Some(("error", 5)), &[("error", 5)]),
+                &["healthy"],
+                true,
+                &[(0, "error", "healthy")],
+            ),
+            (
+                "healthy rows, never alerted, failing after: alert at the threshold",
+                history(None, &[("healthy", 2), ("healthy", 1)]),
+                &["down", "down"],
+                true,
+                &[(1, "healthy", "down")],
+            ),
+            (
+                "one bad row below the threshold counts toward it",
+                history(Some(("healthy", 1)), &[("down", 2), ("healthy", 1)]),
+                &["down"],
+                true,
+                &[(0, "healthy", "down")],
+            ),
+            (
+                "a transient bad row is not a stable status (no false recovery)",
+                history(None, &[("down", 2), ("healthy", 1)]),
+                &["healthy"],
+                true,
+                &[],
+            ),
+            (
+                "nothing stored: first observation silent",
+                history(None, &[]),
+                &["down", "down", "down"],
+                false,
+                &[],
+            ),
+            (
+                "unknown stored texts are ignored",
+                history(Some(("sideways", 5)), &[("sideways", 5)]),
+                &["down"],
+                false,
+                &[],
+            ),
+        ];
+        for (name, stored, seq, seeded, want) in cases {
+            let (got_seeded, got) = resumed_service(2, stored, seq);
+            let want: Vec<(usize, String, String)> = want
+                .iter()
+                .map(|(i, a, b)| (*i, (*a).to_owned(), (*b).to_owned()))
+                .collect();
+            assert_eq!((got_seeded, got), (*seeded, want), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_resumed_worker_reports_its_recovery() {
+        let mut engine = AlertEngine::new(3);
+        assert!(engine.resume_worker(&history(Some(("no response", 5)), &[("no response", 5)])));
+        let input = CycleInput {
+            services: &[],
+            worker: Some(WorkerObservation::Code(200)),
+            internet_online: true,
+            time_text: T,
+        };
+        let alerts = engine.process(&input);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].title, "✅ Worker recovered");
+        assert_eq!(alerts[0].old_status.as_deref(), Some("no response"));
+        // Only no-response rows (a heartbeat that was disabled stores NULL): nothing known.
+        let mut engine = AlertEngine::new(3);
+        assert!(!engine.resume_worker(&history(None, &[("no response", 2), ("no response", 1)])));
     }
 }

@@ -10,10 +10,10 @@ pub mod redact;
 pub mod schedule;
 pub mod status;
 
-pub use alert::{AlertDelivery, AlertRecord};
+pub use alert::{AlertDelivery, AlertRecord, DeliveryState, late_message};
 pub use alerting::{
-    AlertDraft, AlertEngine, CycleInput, NoResponseCause, ServiceObservation, WorkerObservation,
-    internet_dependent,
+    AlertDraft, AlertEngine, CycleInput, NoResponseCause, ServiceObservation, StoredHistory,
+    WorkerObservation, internet_dependent,
 };
 pub use check::CheckOutcome;
 pub use cycle::{CycleRecord, HostMetrics, InternetCheck, ServiceResult};

@@ -127,6 +127,22 @@ impl DurableWriter {
         report
     }
 
+    /// Runs `f` on the connection (opening it when needed), for the start-up work that is not a
+    /// queued operation: the alert outbox and the stored state the alert engine resumes from.
+    /// Call it before submitting anything, as the agent does.
+    pub fn with_writer<T>(
+        &mut self,
+        f: impl FnOnce(&mut Writer) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = self.connect().and_then(f);
+        if let Err(error) = &result
+            && matches!(classify(error), Failure::Transient { reopen: true })
+        {
+            self.writer = None;
+        }
+        result
+    }
+
     /// Operations waiting to be written.
     pub fn pending(&self) -> usize {
         self.queue.len()
@@ -150,6 +166,9 @@ impl DurableWriter {
 
     fn drain(&mut self) -> WriteReport {
         let mut report = WriteReport::default();
+        if self.failing && !self.queue.is_empty() {
+            self.checkpoint_before_retry();
+        }
         while let Some(op) = self.queue.pop_front() {
             let result = self.connect().and_then(|writer| match &op {
                 PendingOp::Cycle(cycle, alerts) => writer.record_cycle(cycle, alerts),
@@ -186,6 +205,22 @@ impl DurableWriter {
             self.outage_dropped = 0;
         }
         report
+    }
+
+    /// A write failed last time. On a full disk the write-ahead log is what holds the space
+    /// (each cycle appends every page it touched, the main file would need them once), and a
+    /// write that fails does not merge it; merging and emptying it first means the retry needs
+    /// only the room the queued cycles take. Its own failure is not an error: the disk may
+    /// still be full, and the write attempt that follows reports that.
+    fn checkpoint_before_retry(&mut self) {
+        let Ok(writer) = self.connect() else {
+            return;
+        };
+        match writer.checkpoint_truncate() {
+            Ok(true) => tracing::debug!("write-ahead log merged and emptied before retrying"),
+            Ok(false) => tracing::debug!("write-ahead log partly merged (a reader holds the rest)"),
+            Err(error) => tracing::debug!(%error, "write-ahead log checkpoint failed"),
+        }
     }
 
     fn note_failure(&mut self, error: &StoreError) {

@@ -8,4 +8,6 @@ mod writer;
 
 pub use durable::{DurableWriter, PendingOp, WriteReport};
 pub use hb_store::StoreError;
-pub use writer::{BUSY_TIMEOUT, Writer};
+pub use writer::{
+    BUSY_TIMEOUT, JOURNAL_SIZE_LIMIT_BYTES, Outbox, WAL_AUTOCHECKPOINT_PAGES, Writer,
+};

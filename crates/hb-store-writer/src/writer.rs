@@ -6,16 +6,28 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hb_core::{AlertDelivery, AlertRecord, CycleRecord};
+use hb_core::{AlertDelivery, AlertRecord, CycleRecord, StoredHistory};
 use hb_store::StoreError;
 use rusqlite::{
-    Connection, DEFAULT_NAME, FileControl, OpenFlags, Transaction, TransactionBehavior,
+    Connection, DEFAULT_NAME, FileControl, OpenFlags, OptionalExtension, Transaction,
+    TransactionBehavior,
 };
 
 use crate::{migrate, rollup};
 
 /// How long a write waits for another connection's lock before failing with "busy".
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Pages of write-ahead log after which a commit merges it into the main file (SQLite's default
+/// is 1,000, about 4 MiB). A cycle rewrites ~20 pages of indexes and rollups, so at the default
+/// the log, not the data, is what fills a small disk; at 64 (256 KiB) it is merged every few
+/// cycles, which costs nothing at one transaction per cycle.
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 64;
+
+/// After a merge the log file is cut back to this size, so a one-off big transaction does not
+/// keep its space. Above the log's steady size (the pages above plus one cycle), so normal
+/// cycles do not regrow it. Truncated, never deleted: read-only readers need the file.
+pub const JOURNAL_SIZE_LIMIT_BYTES: i64 = 1024 * 1024;
 
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
@@ -34,8 +46,43 @@ const INSERT_ALERT: &str = "INSERT INTO alerts (uid, created_at, created_ms, ite
      VALUES (?1, ?2, CAST(ROUND(unixepoch(?2, 'subsec') * 1000) AS INTEGER), ?3, ?4, ?5, ?6, ?7, 0) \
      ON CONFLICT (uid) DO NOTHING";
 
-const UPDATE_DELIVERY: &str =
-    "UPDATE alerts SET attempts = ?2, delivered_at = ?3, last_error = ?4 WHERE uid = ?1";
+// An interrupted delivery (shutdown) is no final result: the row stays pending (NULL state),
+// so the next start sends it.
+const UPDATE_DELIVERY: &str = "UPDATE alerts SET attempts = ?2, delivered_at = ?3, last_error = ?4, \
+     delivery_state = CASE WHEN ?3 IS NOT NULL THEN 'delivered' WHEN ?5 THEN NULL ELSE 'failed' END \
+     WHERE uid = ?1";
+
+const GIVE_UP_OLD_ALERTS: &str = "UPDATE alerts SET delivery_state = 'given_up', last_error = ?2 \
+     WHERE delivery_state IS NULL AND delivered_at IS NULL \
+       AND (uid IS NULL OR created_ms IS NULL OR created_ms < ?1)";
+
+const SELECT_PENDING_ALERTS: &str = "SELECT uid, created_at, item, old_status, new_status, title, \
+     message FROM alerts WHERE delivery_state IS NULL AND delivered_at IS NULL \
+     ORDER BY created_ms, id";
+
+const MARK_REDELIVERED: &str = "UPDATE alerts SET redelivered_at = ?1 \
+     WHERE delivery_state IS NULL AND delivered_at IS NULL";
+
+const LAST_ALERT_OF: &str = "SELECT new_status, COALESCE(created_ms, -9223372036854775808) \
+     FROM alerts WHERE item = ?1 AND new_status IS NOT NULL \
+     ORDER BY created_ms DESC, id DESC LIMIT 1";
+
+const RECENT_CHECKS_OF: &str = "SELECT s.status, COALESCE(c.ts_ms, -9223372036854775808) \
+     FROM service_checks s JOIN monitoring_cycles c ON c.id = s.cycle_id \
+     WHERE s.service_name = ?1 ORDER BY s.id DESC LIMIT ?2";
+
+// A cycle without a heartbeat answer stores NULL, the worker's `no response`.
+const RECENT_WORKER: &str = "SELECT COALESCE(CAST(worker_status AS TEXT), 'no response'), \
+     COALESCE(ts_ms, -9223372036854775808) FROM monitoring_cycles ORDER BY rowid DESC LIMIT ?1";
+
+/// What [`Writer::claim_outbox`] found at start-up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outbox {
+    /// Undelivered alerts young enough to send now, oldest first, now marked redelivered.
+    pub redeliver: Vec<AlertRecord>,
+    /// Undelivered alerts too old to send, now marked given up.
+    pub given_up: usize,
+}
 
 /// The one read-write connection of the agent.
 #[derive(Debug)]
@@ -85,6 +132,10 @@ impl Writer {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_failed)?;
         conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_failed)?;
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)
+            .map_err(open_failed)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .map_err(open_failed)?;
         let mut persist_wal = 1;
         conn.file_control(DEFAULT_NAME, FileControl::PersistWal(&mut persist_wal))
@@ -140,6 +191,17 @@ impl Writer {
         result
     }
 
+    /// Merges the whole write-ahead log into the main file and empties the log file (it stays on
+    /// disk, at zero bytes, for read-only readers). After a failed write on a full disk this is
+    /// what frees space: the log holds many copies of the same pages, the main file needs each
+    /// once. Returns whether the merge was complete (a reader may keep part of the log busy).
+    pub fn checkpoint_truncate(&mut self) -> Result<bool, StoreError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        Ok(busy == 0)
+    }
+
     /// Records how delivering an alert went. An unknown uid (its cycle was never written) is
     /// not an error: there is nothing to update.
     pub fn record_delivery(&mut self, delivery: &AlertDelivery) -> Result<(), StoreError> {
@@ -148,11 +210,92 @@ impl Writer {
             delivery.attempts,
             &delivery.delivered_at,
             &delivery.last_error,
+            delivery.interrupted,
         ))?;
         if updated == 0 {
             tracing::debug!(uid = %delivery.uid, "delivery of an alert that is not stored");
         }
         Ok(())
+    }
+}
+
+impl Writer {
+    /// The alert outbox at start-up, in one transaction: every alert still pending (a crash or
+    /// a shutdown left it without a final result) created before `now_ms - max_age_ms` is
+    /// marked given up with `give_up_reason`; the younger ones are marked redelivered at
+    /// `now_text` and returned, oldest first, for the caller to send. Rows without an id or a
+    /// creation instant cannot be sent or aged, so they are given up too.
+    pub fn claim_outbox(
+        &mut self,
+        now_ms: i64,
+        now_text: &str,
+        max_age_ms: i64,
+        give_up_reason: &str,
+    ) -> Result<Outbox, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let given_up = tx
+            .prepare_cached(GIVE_UP_OLD_ALERTS)?
+            .execute(rusqlite::params![
+                now_ms.saturating_sub(max_age_ms),
+                give_up_reason
+            ])?;
+        let redeliver = tx
+            .prepare_cached(SELECT_PENDING_ALERTS)?
+            .query_map([], |row| {
+                Ok(AlertRecord {
+                    uid: row.get(0)?,
+                    created_at: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    item: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    old_status: row.get(3)?,
+                    new_status: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    title: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                    message: row.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.prepare_cached(MARK_REDELIVERED)?.execute([now_text])?;
+        tx.commit()?;
+        Ok(Outbox {
+            redeliver,
+            given_up,
+        })
+    }
+
+    /// What the database remembers of a service: its newest alert and its `window` newest
+    /// checks (see `hb_core::Debouncer::resume`).
+    pub fn service_history(&self, name: &str, window: u32) -> Result<StoredHistory, StoreError> {
+        Ok(StoredHistory {
+            last_alert: self.last_alert_of(name)?,
+            recent: self
+                .conn
+                .prepare_cached(RECENT_CHECKS_OF)?
+                .query_map(rusqlite::params![name, window], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// [`Writer::service_history`] of the heartbeat receiver (the `worker` item).
+    pub fn worker_history(&self, window: u32) -> Result<StoredHistory, StoreError> {
+        Ok(StoredHistory {
+            last_alert: self.last_alert_of(hb_core::alerting::WORKER_ITEM)?,
+            recent: self
+                .conn
+                .prepare_cached(RECENT_WORKER)?
+                .query_map([window], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn last_alert_of(&self, item: &str) -> Result<Option<(String, i64)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(LAST_ALERT_OF)?
+            .query_row([item], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?)
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Reader {
 pub struct SchemaInfo {
     pub has_ts_ms: bool,
     pub has_alerts: bool,
+    /// The alerts table has the outbox columns (`delivery_state`, `redelivered_at`).
+    pub has_alert_outbox: bool,
     /// `Some(ms)` when rollups exist and cover every cycle from `ms` on.
     pub rollups_from_ms: Option<i64>,
 }
@@ -324,9 +326,15 @@ fn probe_schema(conn: &Connection) -> Result<SchemaInfo, ReadError> {
     } else {
         None
     };
+    let has_alert_outbox: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('alerts') WHERE name = 'delivery_state')",
+        )?
+        .query_row([], |r| r.get(0))?;
     Ok(SchemaInfo {
         has_ts_ms,
         has_alerts: has("alerts"),
+        has_alert_outbox,
         rollups_from_ms: rollups_from_ms.filter(|_| has_ts_ms),
     })
 }
@@ -375,6 +383,12 @@ pub struct AlertRow {
     pub attempts: Option<i64>,
     pub delivered_at: Option<String>,
     pub last_error: Option<String>,
+    /// `pending` (waiting, or left by a crash until the agent's next start), `delivered`,
+    /// `failed` (every attempt failed) or `given_up` (too old to send after a restart; the
+    /// reason is in `last_error`). See `hb_core::DeliveryState`.
+    pub delivery_state: String,
+    /// Set when a restarted agent re-sent it: the delivery was late.
+    pub redelivered_at: Option<String>,
 }
 
 /// The aggregates of one bucket.
@@ -512,11 +526,24 @@ impl Query<'_> {
         if !self.schema.has_alerts {
             return Ok(Vec::new());
         }
-        let mut st = self.conn.prepare_cached(
+        // A database the agent has not migrated yet has no outbox columns: its states are
+        // read from the delivery result alone.
+        let sql = if self.schema.has_alert_outbox {
             "SELECT id, created_at, item, old_status, new_status, title, message, attempts,
-                    delivered_at, last_error
-               FROM alerts ORDER BY created_ms DESC, id DESC LIMIT ?1",
-        )?;
+                    delivered_at, last_error,
+                    COALESCE(delivery_state,
+                             CASE WHEN delivered_at IS NOT NULL THEN 'delivered' ELSE 'pending' END),
+                    redelivered_at
+               FROM alerts ORDER BY created_ms DESC, id DESC LIMIT ?1"
+        } else {
+            "SELECT id, created_at, item, old_status, new_status, title, message, attempts,
+                    delivered_at, last_error,
+                    CASE WHEN delivered_at IS NOT NULL THEN 'delivered'
+                         WHEN last_error IS NOT NULL THEN 'failed' ELSE 'pending' END,
+                    NULL
+               FROM alerts ORDER BY created_ms DESC, id DESC LIMIT ?1"
+        };
+        let mut st = self.conn.prepare_cached(sql)?;
         let rows = st.query_map([limit], |r| {
             Ok(AlertRow {
                 id: r.get(0)?,
@@ -529,6 +556,8 @@ impl Query<'_> {
                 attempts: r.get(7)?,
                 delivered_at: r.get(8)?,
                 last_error: r.get(9)?,
+                delivery_state: r.get(10)?,
+                redelivered_at: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

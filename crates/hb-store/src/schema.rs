@@ -147,6 +147,18 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 ";
 
+// Rows written before the outbox columns: a delivered one is delivered, a failed one failed
+// (the shutdown abandonment is the one error that was never final: it stays pending, like the
+// rows a crash left with no result at all).
+const ALERT_OUTBOX: &str = "
+UPDATE alerts
+   SET delivery_state = CASE
+           WHEN delivered_at IS NOT NULL THEN 'delivered'
+           WHEN last_error IS NOT NULL AND last_error != 'abandoned at shutdown' THEN 'failed'
+       END
+ WHERE delivery_state IS NULL;
+";
+
 /// Every migration, in order. `MIGRATIONS[i].version == i + 1`.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -183,6 +195,24 @@ pub const MIGRATIONS: &[Migration] = &[
         "minute, hour and day rollups the dashboard reads",
         crate::rollup_schema::MIGRATION_3_SQL,
     ),
+    Migration {
+        version: 4,
+        description: "alert outbox: delivery_state (NULL while pending) and redelivered_at (late)",
+        add_columns: &[
+            AddColumn {
+                table: "alerts",
+                column: "delivery_state",
+                decl: "TEXT",
+            },
+            AddColumn {
+                table: "alerts",
+                column: "redelivered_at",
+                decl: "TEXT",
+            },
+        ],
+        sql: ALERT_OUTBOX,
+        indexes: &[],
+    },
 ];
 
 /// The schema version a fully migrated database records in `PRAGMA user_version`.

@@ -3,6 +3,13 @@
 //! through a channel and never touches the database itself. Never logs the webhook URL (it may
 //! carry a token).
 //!
+//! Redelivery: alerts a previous run left undelivered (a crash, a shutdown) are handed to
+//! [`AlertDispatcher::redeliver`] at start-up: sent one at a time in creation order, with a
+//! note that they come late, and before any alert of this run (those wait), so the webhook
+//! never hears a recovery before the failure it ends. When one of them fails every attempt the
+//! webhook is taken as down and the rest are recorded as failed without trying, so a dead
+//! webhook cannot hold this run's alerts back for the whole backlog's retries.
+//!
 //! Shutdown: when the `shutdown` token given to [`AlertDispatcher::spawn`] is cancelled, attempts
 //! in flight finish but no new retry starts; [`AlertDispatcher::shutdown`] then waits up to its
 //! grace and abandons what is left, reporting it as not delivered.
@@ -12,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use hb_config::Secret;
-use hb_core::{AlertDelivery, AlertRecord};
+use hb_core::{AlertDelivery, AlertRecord, late_message};
 use reqwest::header::CONTENT_TYPE;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +33,8 @@ const MAX_CONCURRENT_DELIVERIES: usize = 8;
 
 const NOT_CONFIGURED: &str = "webhook not configured";
 const ABANDONED: &str = "abandoned at shutdown";
+const BACKLOG_STOPPED: &str =
+    "not redelivered: the webhook failed an earlier alert redelivered after the restart";
 
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -64,6 +73,8 @@ struct Shared {
     stop_retrying: CancellationToken,
     /// Cancelled when the grace period ends (or the dispatcher is dropped): give up at once.
     abandon: CancellationToken,
+    /// `false` while a redelivery backlog is being sent: new alerts wait for it.
+    backlog_done: tokio::sync::watch::Sender<bool>,
 }
 
 /// Sends alerts in the background, one task per alert, owned by a [`TaskTracker`].
@@ -94,6 +105,7 @@ impl AlertDispatcher {
                 permits: Semaphore::new(MAX_CONCURRENT_DELIVERIES),
                 stop_retrying: shutdown,
                 abandon: CancellationToken::new(),
+                backlog_done: tokio::sync::watch::Sender::new(true),
             }),
             tracker: TaskTracker::new(),
             runtime: tokio::runtime::Handle::current(),
@@ -105,6 +117,45 @@ impl AlertDispatcher {
     pub fn dispatch(&self, alert: AlertRecord) {
         let shared = Arc::clone(&self.shared);
         self.tracker.spawn_on(deliver(shared, alert), &self.runtime);
+    }
+
+    /// Sends alerts a previous run left undelivered, oldest first, one at a time, each marked
+    /// late (see the module doc); alerts dispatched meanwhile wait until it is done. Call it
+    /// before the first [`AlertDispatcher::dispatch`]. Alerts not reached at shutdown report
+    /// nothing and stay pending for the next start.
+    pub fn redeliver(&self, backlog: Vec<AlertRecord>) {
+        if backlog.is_empty() {
+            return;
+        }
+        self.shared.backlog_done.send_replace(false);
+        let shared = Arc::clone(&self.shared);
+        self.tracker.spawn_on(
+            async move {
+                let mut webhook_failed = false;
+                for mut alert in backlog {
+                    if shared.abandon.is_cancelled() || shared.stop_retrying.is_cancelled() {
+                        break;
+                    }
+                    if webhook_failed {
+                        let _ = shared.results.send(AlertDelivery {
+                            uid: alert.uid,
+                            attempts: 0,
+                            delivered_at: None,
+                            last_error: Some(BACKLOG_STOPPED.to_owned()),
+                            interrupted: false,
+                        });
+                        continue;
+                    }
+                    alert.message = late_message(&alert.message);
+                    tracing::info!(uid = %alert.uid, item = %alert.item, created_at = %alert.created_at, "redelivering an alert left undelivered before the restart");
+                    let delivery = deliver_now(&shared, &alert).await;
+                    webhook_failed = delivery.delivered_at.is_none() && !delivery.interrupted;
+                    let _ = shared.results.send(delivery);
+                }
+                shared.backlog_done.send_replace(true);
+            },
+            &self.runtime,
+        );
     }
 
     /// Waits for deliveries in flight up to `grace`, then abandons the rest (each still reports
@@ -133,21 +184,40 @@ impl Drop for AlertDispatcher {
 }
 
 async fn deliver(shared: Arc<Shared>, alert: AlertRecord) {
-    let attempts_made = AtomicU32::new(0);
-    let delivery = tokio::select! {
-        delivery = attempt_all(&shared, &alert, &attempts_made) => delivery,
-        () = shared.abandon.cancelled() => {
-            tracing::warn!(uid = %alert.uid, item = %alert.item, "alert delivery abandoned at shutdown");
-            AlertDelivery {
-                uid: alert.uid.clone(),
-                attempts: attempts_made.load(Ordering::Relaxed),
-                delivered_at: None,
-                last_error: Some(ABANDONED.to_owned()),
-            }
-        }
+    let mut backlog_done = shared.backlog_done.subscribe();
+    let waited = tokio::select! {
+        done = backlog_done.wait_for(|done| *done) => done.is_ok(),
+        () = shared.abandon.cancelled() => false,
+    };
+    let delivery = if waited {
+        deliver_now(&shared, &alert).await
+    } else {
+        abandoned(&alert, 0)
     };
     // The receiver is gone only when the agent is already shutting down; nothing to do then.
     let _ = shared.results.send(delivery);
+}
+
+/// All attempts for one alert, or what was done of them when the grace period ends.
+async fn deliver_now(shared: &Shared, alert: &AlertRecord) -> AlertDelivery {
+    let attempts_made = AtomicU32::new(0);
+    tokio::select! {
+        delivery = attempt_all(shared, alert, &attempts_made) => delivery,
+        () = shared.abandon.cancelled() => {
+            abandoned(alert, attempts_made.load(Ordering::Relaxed))
+        }
+    }
+}
+
+fn abandoned(alert: &AlertRecord, attempts: u32) -> AlertDelivery {
+    tracing::warn!(uid = %alert.uid, item = %alert.item, "alert delivery abandoned at shutdown");
+    AlertDelivery {
+        uid: alert.uid.clone(),
+        attempts,
+        delivered_at: None,
+        last_error: Some(ABANDONED.to_owned()),
+        interrupted: true,
+    }
 }
 
 async fn attempt_all(
@@ -160,6 +230,11 @@ async fn attempt_all(
         attempts,
         delivered_at: None,
         last_error: Some(error),
+        interrupted: false,
+    };
+    let interrupted = |attempts: u32, error: String| AlertDelivery {
+        interrupted: true,
+        ..failed(attempts, error)
     };
     let Some(url) = &shared.url else {
         tracing::warn!(
@@ -175,7 +250,7 @@ async fn attempt_all(
         Err(error) => return failed(0, error.clone()),
     };
     let Ok(_permit) = shared.permits.acquire().await else {
-        return failed(0, ABANDONED.to_owned());
+        return interrupted(0, ABANDONED.to_owned());
     };
 
     let body = serde_json::json!({ "title": alert.title, "message": alert.message }).to_string();
@@ -202,6 +277,7 @@ async fn attempt_all(
                     attempts: attempt,
                     delivered_at: Some(delivered_at),
                     last_error: None,
+                    interrupted: false,
                 };
             }
             Ok(response) => last_error = format!("HTTP {}", response.status().as_u16()),
@@ -222,7 +298,7 @@ async fn attempt_all(
             };
             if stopped {
                 tracing::warn!(uid = %alert.uid, "no more retries: shutting down");
-                return failed(attempt, last_error);
+                return interrupted(attempt, last_error);
             }
         }
     }

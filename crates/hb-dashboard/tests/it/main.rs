@@ -570,6 +570,91 @@ async fn alerts_newest_first_with_limit() {
     }
 }
 
+/// The outbox states, as the page needs them: waiting, delivered, delivered late after a
+/// restart, failed, interrupted (still waiting), given up.
+#[tokio::test]
+async fn alerts_tell_given_up_and_late_from_waiting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("m.db");
+    let mut w = hb_store_writer::Writer::open(&db).expect("writer");
+    let cycles = tiny_cycles();
+    let uids = [
+        "pending",
+        "delivered",
+        "failed",
+        "interrupted",
+        "late",
+        "old",
+    ];
+    let alerts: Vec<AlertRecord> = uids
+        .iter()
+        .map(|uid| AlertRecord {
+            uid: (*uid).into(),
+            created_at: cycles[0].timestamp.clone(),
+            item: "api".into(),
+            old_status: Some("healthy".into()),
+            new_status: "error".into(),
+            title: (*uid).into(),
+            message: "m".into(),
+        })
+        .collect();
+    w.record_cycle(&cycles[0], &alerts).expect("record");
+    let result = |uid: &str, delivered: bool, interrupted: bool| hb_core::AlertDelivery {
+        uid: uid.into(),
+        attempts: 1,
+        delivered_at: delivered.then(|| cycles[0].timestamp.clone()),
+        last_error: (!delivered).then(|| "timeout".into()),
+        interrupted,
+    };
+    w.record_delivery(&result("delivered", true, false))
+        .expect("d");
+    w.record_delivery(&result("failed", false, false))
+        .expect("f");
+    // A restart: "old" is past the bound, the others still pending are sent late.
+    w.record_delivery(&result("interrupted", false, true))
+        .expect("i");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    conn.execute("UPDATE alerts SET created_ms = 0 WHERE uid = 'old'", [])
+        .expect("age it");
+    let outbox = w
+        .claim_outbox(
+            cycles[0].timestamp_ms,
+            "restart",
+            3_600_000,
+            "given up: too old",
+        )
+        .expect("outbox");
+    assert_eq!(outbox.given_up, 1);
+    w.record_delivery(&result("late", true, false)).expect("l");
+
+    let srv = start(&db, Opts::default()).await;
+    let (status, j) = srv.json("/api/alerts").await;
+    assert_eq!(status, 200, "{j}");
+    let by_title = |t: &str| {
+        j["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .find(|a| a["title"] == t)
+            .cloned()
+            .expect("alert")
+    };
+    let state = |t: &str| {
+        let a = by_title(t);
+        (
+            a["delivery_state"].as_str().expect("state").to_owned(),
+            a["redelivered_at"].as_str().is_some(),
+        )
+    };
+    assert_eq!(state("delivered"), ("delivered".into(), false));
+    assert_eq!(state("failed"), ("failed".into(), false));
+    assert_eq!(state("late"), ("delivered".into(), true));
+    assert_eq!(state("pending"), ("pending".into(), true));
+    assert_eq!(state("interrupted"), ("pending".into(), true));
+    assert_eq!(state("old"), ("given_up".into(), false));
+    assert_eq!(by_title("old")["last_error"], "given up: too old");
+}
+
 /// A deterministic month of cycles every 10 minutes (with a day-long gap), three services.
 fn month_cycles() -> Vec<CycleRecord> {
     let mut seed: u64 = 42;

@@ -36,7 +36,11 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
                 }
             }) as CycleObserver
         });
-        hb_agent::run(config, RunOptions { once: args.once }, observer, shutdown).await?;
+        let options = RunOptions {
+            once: args.once,
+            ..RunOptions::default()
+        };
+        hb_agent::run(config, options, observer, shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

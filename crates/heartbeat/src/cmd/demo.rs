@@ -60,7 +60,12 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on '{mock_addr}' for the mock (MOCK_PORT)"))?;
         let mock_addr = mock_listener.local_addr()?;
         let mock_url = format!("http://{mock_addr}");
-        let mock = hb_mock::MockState::new(mock_config.secret_key.as_ref().map(|k| k.expose().to_owned()));
+        let mock = hb_mock::MockState::new(
+            mock_config
+                .secret_key
+                .as_ref()
+                .map(|k| k.expose().to_owned()),
+        );
         // Without it every bad simulated service is bad from its first (silent) observation,
         // and the demo would never alert unless the visitor flipped something.
         let scenario = (!args.no_outage).then(|| hb_mock::Scenario {

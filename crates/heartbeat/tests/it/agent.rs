@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use crate::common::{AgentProcess, HANG, Server, count, heartbeat, open_db, wait_for};
 
-fn db_in(dir: &tempfile::TempDir) -> PathBuf {
+pub(crate) fn db_in(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("data").join("metrics.db")
 }
 
 /// An agent command with a fast loop and no Docker engine, checking `services`.
-fn agent_cmd(db: &Path, interval: &str, services: &[(&str, String)]) -> Command {
+pub(crate) fn agent_cmd(db: &Path, interval: &str, services: &[(&str, String)]) -> Command {
     let mut cmd = heartbeat();
     cmd.arg("agent")
         .env("SQLITE_DB_PATH", db)

@@ -6,6 +6,8 @@ mod common;
 mod config;
 mod dashboard;
 mod demo;
+mod full_disk;
 mod healthcheck;
 mod limits;
+mod outbox;
 mod servers;

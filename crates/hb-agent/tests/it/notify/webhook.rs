@@ -81,6 +81,7 @@ async fn failing_sink_gets_exactly_three_attempts() {
             attempts: 3,
             delivered_at: None,
             last_error: Some("HTTP 500".into()),
+            interrupted: false,
         }
     );
     d.shutdown(Duration::from_secs(1)).await;
@@ -162,6 +163,7 @@ async fn unset_url_records_not_configured() {
             attempts: 0,
             delivered_at: None,
             last_error: Some("webhook not configured".into()),
+            interrupted: false,
         }
     );
     d.shutdown(Duration::from_secs(1)).await;
@@ -198,6 +200,7 @@ async fn shutdown_abandons_deliveries_after_the_grace() {
             attempts: 1,
             delivered_at: None,
             last_error: Some("abandoned at shutdown".into()),
+            interrupted: true,
         }
     );
 }
@@ -218,6 +221,104 @@ async fn cancelled_token_stops_retries() {
     let delivery = results.recv().await.unwrap();
     assert_eq!(delivery.attempts, 1);
     assert_eq!(delivery.last_error.as_deref(), Some("HTTP 500"));
+    assert!(
+        delivery.interrupted,
+        "stopped by shutdown: not a final failure"
+    );
     d.shutdown(Duration::from_secs(1)).await;
     assert!(sink.drain().is_empty());
+}
+
+fn body(r: &super::receiver::Recorded) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+/// The backlog of a previous run goes out one at a time, oldest first, each saying it is late,
+/// and an alert of this run waits for it (no recovery before the failure it ends).
+#[tokio::test]
+async fn redelivery_is_ordered_marked_late_and_ahead_of_new_alerts() {
+    let release = Arc::new(Semaphore::new(0));
+    let mut sink = Receiver::start(vec![
+        Reply::WaitThen200(Arc::clone(&release)),
+        Reply::Status(200),
+    ])
+    .await;
+    let (d, mut results) = dispatcher(Some(sink.url()), fast_settings());
+    d.redeliver(vec![alert("old-1"), alert("old-2")]);
+    d.dispatch(AlertRecord {
+        title: "✅ api recovered".into(),
+        ..alert("new")
+    });
+    let first = sink.requests.recv().await.unwrap();
+    // The first redelivery is held by the sink: nothing else may go out meanwhile.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        sink.drain().is_empty(),
+        "sent while the backlog was in flight"
+    );
+    release.add_permits(1);
+    let second = sink.requests.recv().await.unwrap();
+    let third = sink.requests.recv().await.unwrap();
+    let message = |r: &super::receiver::Recorded| body(r)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message(&first).contains("Delivered late"),
+        "{}",
+        message(&first)
+    );
+    assert!(message(&second).contains("Delivered late"));
+    assert!(!message(&third).contains("Delivered late"));
+    assert_eq!(body(&third)["title"], "✅ api recovered");
+    let mut uids = Vec::new();
+    for _ in 0..3 {
+        let delivery = results.recv().await.unwrap();
+        assert!(delivery.delivered_at.is_some(), "{delivery:?}");
+        uids.push(delivery.uid);
+    }
+    assert_eq!(uids, ["old-1", "old-2", "new"]);
+    d.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A dead webhook fails the first redelivered alert; the rest of the backlog is recorded as
+/// failed without trying, so this run's alerts are not held back for all its retries.
+#[tokio::test]
+async fn a_failing_webhook_stops_the_backlog() {
+    let mut sink = Receiver::start(vec![Reply::Status(500)]).await;
+    let (d, mut results) = dispatcher(Some(sink.url()), fast_settings());
+    d.redeliver(vec![alert("old-1"), alert("old-2"), alert("old-3")]);
+    let first = results.recv().await.unwrap();
+    assert_eq!((first.uid.as_str(), first.attempts), ("old-1", 3));
+    for uid in ["old-2", "old-3"] {
+        let skipped = results.recv().await.unwrap();
+        assert_eq!(skipped.uid, uid);
+        assert_eq!(skipped.attempts, 0);
+        assert!(!skipped.interrupted);
+        assert!(skipped.last_error.unwrap().contains("not redelivered"));
+    }
+    d.dispatch(alert("new"));
+    assert_eq!(results.recv().await.unwrap().attempts, 3);
+    d.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(sink.drain().len(), 6);
+}
+
+/// At shutdown the backlog not yet reached reports nothing: it stays pending in the database
+/// for the next start.
+#[tokio::test]
+async fn shutdown_leaves_the_rest_of_the_backlog_pending() {
+    let mut sink = Receiver::start(vec![Reply::Hang]).await;
+    let settings = DeliverySettings {
+        timeout: Duration::from_secs(30),
+        ..fast_settings()
+    };
+    let (d, mut results) = dispatcher(Some(sink.url()), settings);
+    d.redeliver(vec![alert("old-1"), alert("old-2")]);
+    d.dispatch(alert("new"));
+    sink.requests.recv().await.unwrap();
+    d.shutdown(Duration::from_millis(50)).await;
+    let mut got = Vec::new();
+    while let Ok(delivery) = results.try_recv() {
+        assert!(delivery.interrupted, "{delivery:?}");
+        got.push(delivery.uid);
+    }
+    got.sort();
+    assert_eq!(got, ["new", "old-1"]);
 }
