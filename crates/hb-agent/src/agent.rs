@@ -18,27 +18,11 @@ use crate::cycle::{Probes, SetupError, alert_time_text, iso_timestamp};
 use crate::notify::webhook::{AlertDispatcher, DeliverySettings};
 use crate::store_task::{ResumeRequest, StoreTask};
 
-/// Undelivered alerts younger than this are sent at start-up (late); older ones are given up.
-/// An hour: long enough for a crash and a restart by hand, short enough that what arrives is
-/// still news.
-pub const DEFAULT_ALERT_REDELIVER_MAX_AGE: Duration = Duration::from_secs(3600);
-
 /// How the loop runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
     /// One cycle at once (no waiting for the grid), persisted, then return.
     pub once: bool,
-    /// See [`DEFAULT_ALERT_REDELIVER_MAX_AGE`].
-    pub alert_redeliver_max_age: Duration,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            once: false,
-            alert_redeliver_max_age: DEFAULT_ALERT_REDELIVER_MAX_AGE,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +84,7 @@ pub async fn run(
         })
         .collect();
     let mut engine = AlertEngine::new(config.status_change_threshold);
-    resume(&store, &mut engine, &dispatcher, &config, &options, &probes).await;
+    resume(&store, &mut engine, &dispatcher, &config, &probes).await;
 
     tracing::info!(
         services = config.services.len(),
@@ -274,11 +258,10 @@ async fn resume(
     engine: &mut AlertEngine,
     dispatcher: &AlertDispatcher,
     config: &AgentConfig,
-    options: &RunOptions,
     probes: &Probes,
 ) {
     let now = jiff::Timestamp::now();
-    let max_age = options.alert_redeliver_max_age;
+    let max_age = config.alert_redeliver_max_age;
     let request = ResumeRequest {
         now_ms: now.as_millisecond(),
         now_text: iso_timestamp(&now.to_zoned_datetime(config.tz.clone())),

@@ -8,4 +8,4 @@ pub mod notify;
 pub mod probes;
 mod store_task;
 
-pub use agent::{AgentError, CycleObserver, DEFAULT_ALERT_REDELIVER_MAX_AGE, RunOptions, run};
+pub use agent::{AgentError, CycleObserver, RunOptions, run};

@@ -128,6 +128,9 @@ pub struct AgentConfig {
     /// Runtime worker threads of the agent (checks are I/O-bound: one is plenty for hundreds).
     pub agent_worker_threads: usize,
     pub pending_cycles_max: usize,
+    /// Undelivered alerts younger than this are sent at start-up (marked late); older ones are
+    /// given up (`ALERT_REDELIVER_MAX_AGE_SECONDS`).
+    pub alert_redeliver_max_age: Duration,
     pub host_disk_path: PathBuf,
     pub log_format: LogFormat,
     pub warnings: Vec<String>,

@@ -252,6 +252,10 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
     let check_concurrency = r.integer("CHECK_CONCURRENCY", 4_096, 1, 1_000_000) as usize;
     let agent_worker_threads = r.integer("AGENT_WORKER_THREADS", 1, 1, 256) as usize;
     let pending_cycles_max = r.integer("PENDING_CYCLES_MAX", 8_640, 1, 10_000_000) as usize;
+    // An hour: long enough for a crash and a restart by hand, short enough that what arrives
+    // is still news. 0 gives every alert left undelivered up at start.
+    let alert_redeliver_max_age =
+        Duration::from_secs(r.integer("ALERT_REDELIVER_MAX_AGE_SECONDS", 3_600, 0, 30 * 86_400));
     let host_disk_path = PathBuf::from(r.optional("HOST_DISK_PATH").unwrap_or("/"));
     let log_format = r.log_format();
     let services = read_services(&mut r, &mut warnings);
@@ -292,6 +296,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
         check_concurrency,
         agent_worker_threads,
         pending_cycles_max,
+        alert_redeliver_max_age,
         host_disk_path,
         log_format,
         warnings,
@@ -648,6 +653,10 @@ pub(crate) fn describe_agent(c: &AgentConfig) -> Vec<(String, String)> {
         ("CHECK_CONCURRENCY", c.check_concurrency.to_string()),
         ("AGENT_WORKER_THREADS", c.agent_worker_threads.to_string()),
         ("PENDING_CYCLES_MAX", c.pending_cycles_max.to_string()),
+        (
+            "ALERT_REDELIVER_MAX_AGE_SECONDS",
+            c.alert_redeliver_max_age.as_secs().to_string(),
+        ),
         ("HOST_DISK_PATH", c.host_disk_path.display().to_string()),
         ("LOG_FORMAT", log_format_shown(c.log_format)),
     ]);

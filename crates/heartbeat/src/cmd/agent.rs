@@ -36,10 +36,7 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
                 }
             }) as CycleObserver
         });
-        let options = RunOptions {
-            once: args.once,
-            ..RunOptions::default()
-        };
+        let options = RunOptions { once: args.once };
         hb_agent::run(config, options, observer, shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
