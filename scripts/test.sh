@@ -48,7 +48,7 @@ fi
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
     log "installing the Python prometheus_client parser (checks /metrics)"
     python3 -m pip install -q prometheus_client \
-        || echo "warning: prometheus_client not installed; the /metrics parser test will skip" >&2
+        || echo "warning: prometheus_client not installed; under CI=true the /metrics parser test fails" >&2
 fi
 
 log "npm ci (the page's pinned libraries, embedded by the build)"

@@ -415,18 +415,21 @@ async fn lima_offsets_without_system_zoneinfo() {
     let out = match out {
         Ok(out) if out.status.success() => out,
         Ok(out) if !std::path::Path::new(&db).exists() => {
-            eprintln!(
-                "skipped: cannot hide zoneinfo in a mount namespace (needs root): {}",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
+            crate::common::require(
+                false,
+                &format!(
+                    "cannot hide zoneinfo in a mount namespace (needs root): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                ),
             );
             return;
         }
         Ok(out) => panic!("agent failed: {}", String::from_utf8_lossy(&out.stderr)),
         Err(e) => {
-            eprintln!("skipped: unshare unavailable: {e}");
+            crate::common::require(false, &format!("unshare unavailable: {e}"));
             return;
         }
     };

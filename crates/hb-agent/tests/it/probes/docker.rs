@@ -24,14 +24,18 @@ fn engine() -> Option<String> {
     let host = match std::env::var("HB_TEST_DOCKER_HOST") {
         Ok(h) if !h.is_empty() => h,
         _ => {
-            println!("skipped: HB_TEST_DOCKER_HOST not set (run scripts/docker-engine.sh up)");
+            crate::require(
+                false,
+                "HB_TEST_DOCKER_HOST not set (run scripts/docker-engine.sh up)",
+            );
             return None;
         }
     };
     let path = host.strip_prefix("unix://").unwrap_or(&host);
     if !Path::new(path).exists() {
-        println!(
-            "skipped: HB_TEST_DOCKER_HOST not set (run scripts/docker-engine.sh up): {path} is absent"
+        crate::require(
+            false,
+            &format!("HB_TEST_DOCKER_HOST: {path} is absent (run scripts/docker-engine.sh up)"),
         );
         return None;
     }

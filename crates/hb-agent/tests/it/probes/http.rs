@@ -364,13 +364,16 @@ fn dns_failure_is_down() {
         .output();
     match probe {
         Err(e) => {
-            println!("skipped: unshare unavailable ({e})");
+            crate::require(false, &format!("unshare unavailable ({e})"));
             return;
         }
         Ok(out) if !out.status.success() => {
-            println!(
-                "skipped: unshare -n failed ({})",
-                String::from_utf8_lossy(&out.stderr).trim()
+            crate::require(
+                false,
+                &format!(
+                    "unshare -n failed ({})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
             );
             return;
         }
