@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command. On a fresh Debian 12 machine (as root) it installs what the
 # tests need, starts a private Docker engine, and runs every check:
-#   1. cargo fmt --check and cargo clippy -D warnings
+#   1. cargo fmt --check, cargo machete (unused dependencies) and cargo clippy -D warnings
 #   2. cargo test (unit, integration and end-to-end tests of the binary; real servers on
 #      127.0.0.1, real SQLite files, the real Docker engine)
 #   3. the dashboard page and the mock's controller page in headless Chromium
@@ -62,6 +62,9 @@ trap 'scripts/docker-engine.sh down >/dev/null 2>&1 || true' EXIT
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+log "cargo machete (no unused dependencies)"
+command -v cargo-machete >/dev/null || cargo install -q --locked cargo-machete --version 0.9.2
+cargo machete
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"

@@ -253,8 +253,9 @@ impl Reader {
         ))
     }
 
-    /// Whether the last query was answered by an immutable connection (tests, logs).
-    pub fn is_immutable(&self) -> bool {
+    /// Whether the last query was answered by an immutable connection.
+    #[cfg(test)]
+    fn is_immutable(&self) -> bool {
         self.idle
             .lock()
             .map(|v| v.last().is_some_and(|c| c.immutable.is_some()))
@@ -385,7 +386,7 @@ pub struct AlertRow {
     pub last_error: Option<String>,
     /// `pending` (waiting, or left by a crash until the agent's next start), `delivered`,
     /// `failed` (every attempt failed) or `given_up` (too old to send after a restart; the
-    /// reason is in `last_error`). See `hb_core::DeliveryState`.
+    /// reason is in `last_error`). See the core crate's `DeliveryState`.
     pub delivery_state: String,
     /// Set when a restarted agent re-sent it: the delivery was late.
     pub redelivered_at: Option<String>,
@@ -566,23 +567,12 @@ impl Query<'_> {
     /// Aggregates `count` buckets of `width_s` seconds from `start_s`. Rollups answer the part
     /// of the window they cover when the buckets are whole minutes; raw rows answer the rest.
     pub fn window(&self, start_s: i64, width_s: i64, count: usize) -> Result<Window, ReadError> {
-        self.window_with(start_s, width_s, count, true)
-    }
-
-    /// [`Query::window`] with the rollups optionally ignored (tests compare the two paths).
-    pub fn window_with(
-        &self,
-        start_s: i64,
-        width_s: i64,
-        count: usize,
-        use_rollups: bool,
-    ) -> Result<Window, ReadError> {
         let width_s = width_s.max(1);
         let mut buckets = vec![BucketAcc::default(); count];
         let end_s = start_s + width_s * count as i64;
         let minute_grid = width_s % 60 == 0 && start_s % 60 == 0;
         let split_s = match self.schema.rollups_from_ms {
-            Some(from_ms) if use_rollups && minute_grid => {
+            Some(from_ms) if minute_grid => {
                 // Rollups hold whole minutes only from the first full minute they cover.
                 let from_s = (from_ms + 59_999).div_euclid(60_000) * 60;
                 from_s.clamp(start_s, end_s)
