@@ -78,11 +78,12 @@ pub enum LogFormat {
 }
 
 /// The shortest cycle period the agent runs (`LOOP_INTERVAL_SECONDS`): the grid is kept in
-/// milliseconds, and a sub-second cycle of real checks only measures the agent itself.
-pub const MIN_LOOP_INTERVAL_SECS: f64 = 1.0;
+/// milliseconds, and a cycle (host sample, checks, one transaction) needs a few of them even
+/// with nothing to check.
+pub const MIN_LOOP_INTERVAL_SECS: f64 = 0.1;
 /// The shortest per-check timeout (`SERVICE_TIMEOUT_SECONDS`): below it even a loopback
 /// service would time out on a busy host.
-pub const MIN_SERVICE_TIMEOUT_SECS: f64 = 0.1;
+pub const MIN_SERVICE_TIMEOUT_SECS: f64 = 0.01;
 
 /// What every role's configuration offers `heartbeat config` and the binary's start-up.
 pub trait RoleConfig: Sized {

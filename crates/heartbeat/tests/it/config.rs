@@ -187,7 +187,7 @@ const CASES: &[Case] = &[
         cmds: AGENT,
     },
     Case {
-        vars: &[("LOOP_INTERVAL_SECONDS", "0.5")],
+        vars: &[("LOOP_INTERVAL_SECONDS", "0.05")],
         names: "LOOP_INTERVAL_SECONDS",
         secret: None,
         cmds: AGENT,
@@ -199,7 +199,7 @@ const CASES: &[Case] = &[
         cmds: AGENT,
     },
     Case {
-        vars: &[("SERVICE_TIMEOUT_SECONDS", "0.05")],
+        vars: &[("SERVICE_TIMEOUT_SECONDS", "0.001")],
         names: "SERVICE_TIMEOUT_SECONDS",
         secret: None,
         cmds: AGENT,
