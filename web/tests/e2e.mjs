@@ -76,13 +76,14 @@ const REMOVED = ['svc-gone', 'http://10.0.0.99:8080/health', 'healthy', 200, 25.
 function seedAlerts() {
   const now = Date.now();
   const rows = [
-    ['e2e-a1', now - 300000, 'svc-03', 'healthy', 'down', 'svc-03 is DOWN', 3, null, 'HTTP 502 from webhook'],
-    ['e2e-a2', now - 200000, 'svc-01', 'healthy', 'error', 'svc-01 is ERROR', 1, new Date(now - 199000).toISOString(), null],
-    ['e2e-a3', now - 100000, 'worker', '200', '500', 'Worker error', 0, null, null],
+    ['e2e-a1', now - 300000, 'svc-03', 'healthy', 'down', 'svc-03 is DOWN', 3, null, 'HTTP 502 from webhook', 'failed'],
+    ['e2e-a2', now - 200000, 'svc-01', 'healthy', 'error', 'svc-01 is ERROR', 1, new Date(now - 199000).toISOString(), null, 'delivered'],
+    ['e2e-a3', now - 100000, 'worker', '200', '500', 'Worker error', 0, null, null, null],
   ];
-  sql(rows.map(([uid, ms, item, from, to, title, attempts, delivered, err]) =>
-    `INSERT INTO alerts (uid, created_at, created_ms, item, old_status, new_status, title, message, attempts, delivered_at, last_error)
-     VALUES (${[uid, new Date(ms).toISOString(), ms, item, from, to, title, title, attempts, delivered, err].map(quote).join(', ')});`).join('\n'));
+  // delivery_state as the agent's outbox records it (NULL while pending).
+  sql(rows.map(([uid, ms, item, from, to, title, attempts, delivered, err, state]) =>
+    `INSERT INTO alerts (uid, created_at, created_ms, item, old_status, new_status, title, message, attempts, delivered_at, last_error, delivery_state)
+     VALUES (${[uid, new Date(ms).toISOString(), ms, item, from, to, title, title, attempts, delivered, err, state].map(quote).join(', ')});`).join('\n'));
 }
 
 // Starts the dashboard on a free port (it binds port 0 and logs the address).
