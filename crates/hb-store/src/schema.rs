@@ -211,7 +211,13 @@ pub const MIGRATIONS: &[Migration] = &[
             },
         ],
         sql: ALERT_OUTBOX,
-        indexes: &[],
+        // The agent resumes every service from its newest alert at start: without it, one scan
+        // of the whole table per service.
+        indexes: &[IndexSpec {
+            name: "idx_alerts_item_created_ms",
+            table: "alerts",
+            columns: &["item", "created_ms"],
+        }],
     },
 ];
 

@@ -148,9 +148,14 @@ fn creates_the_schema_from_nothing() {
             vec!["service_name".to_string()],
         ]
     );
+    let mut alerts = index_columns(&conn, "alerts");
+    alerts.sort();
     assert_eq!(
-        index_columns(&conn, "alerts"),
-        vec![vec!["created_ms".to_string()]]
+        alerts,
+        vec![
+            vec!["created_ms".to_string()],
+            vec!["item".to_string(), "created_ms".to_string()],
+        ]
     );
 
     let version: u32 = conn
