@@ -1274,14 +1274,4 @@ async fn long_ranges_from_rollups_keep_removed_services_until_they_age_out() {
     assert_eq!(c.source("/api/live?range=30d").await, "mixed");
 }
 
-/// A test's prerequisite (root, a tool, an engine). When it is missing under `CI=true` the test
-/// fails, so a broken CI machine can never pass green; elsewhere it says why and skips.
-pub fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(!ci, "prerequisite missing under CI: {what}");
-    eprintln!("skipped: {what}");
-    false
-}
+use hb_testkit::require;

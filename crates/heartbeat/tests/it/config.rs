@@ -414,12 +414,7 @@ fn an_env_file_with_a_byte_order_mark_is_read() {
         "\u{feff}SERVICE_URL_api=http://127.0.0.1:9/\nTZ=America/Lima\n",
     )
     .expect("write");
-    let out = heartbeat()
-        .arg("--env-file")
-        .arg(&path)
-        .arg("config")
-        .output()
-        .expect("run");
+    let out = config_with_env_file(&path);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -430,12 +425,7 @@ fn an_env_file_with_a_byte_order_mark_is_read() {
 
     // A file that is not UTF-8 names the line, not its text.
     std::fs::write(&path, b"TZ=UTC\nSECRET_KEY=abc\xff-hidden\n").expect("write");
-    let out = heartbeat()
-        .arg("--env-file")
-        .arg(&path)
-        .arg("config")
-        .output()
-        .expect("run");
+    let out = config_with_env_file(&path);
     assert_rejected(&out, "--env-file", Some("hidden"), "not UTF-8");
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2 is not valid UTF-8"));
 }
@@ -529,14 +519,19 @@ fn a_malformed_env_file_line_is_named_by_number_without_its_text() {
         "SERVICE_URL_a=http://a.test\nTOKEN 'hunter2-secret'\n",
     )
     .expect("write");
-    let out = heartbeat()
-        .arg("--env-file")
-        .arg(&path)
-        .arg("config")
-        .output()
-        .expect("run");
+    let out = config_with_env_file(&path);
     assert_rejected(&out, "--env-file", Some("hunter2-secret"), "malformed line");
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+}
+
+/// `heartbeat --env-file PATH config`, with nothing else set.
+fn config_with_env_file(path: &std::path::Path) -> std::process::Output {
+    heartbeat()
+        .arg("--env-file")
+        .arg(path)
+        .arg("config")
+        .output()
+        .expect("run")
 }
 
 #[test]
