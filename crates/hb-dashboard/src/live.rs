@@ -231,16 +231,14 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
     // Every service with checks in the range gets a series, as in the original tool: one taken
     // out of the configuration stays on the charts until its history leaves the range. The
     // newest cycle's services come first, in their order, then the others by name.
+    let newest: std::collections::HashSet<&str> =
+        checks.iter().map(|(_, c)| c.name.as_str()).collect();
     let mut removed: Vec<&str> = per_service
         .keys()
         .copied()
-        .filter(|name| !checks.iter().any(|(_, c)| c.name == *name))
+        .filter(|name| !newest.contains(name))
         .collect();
-    removed.sort_by(|a, b| {
-        a.to_lowercase()
-            .cmp(&b.to_lowercase())
-            .then_with(|| a.cmp(b))
-    });
+    removed.sort_by_cached_key(|name| (name.to_lowercase(), *name));
     let mut hist_services = Map::new();
     let mut hist_jitter = Map::new();
     for name in checks.iter().map(|(_, c)| c.name.as_str()).chain(removed) {
