@@ -1,6 +1,7 @@
 //! Pure domain of Heartbeat Monitor: statuses, check outcomes, cycle records, ordering rules and
 //! URL redaction. No I/O, no clock, no async runtime: time is always passed in.
 
+pub mod aggregate;
 pub mod alert;
 pub mod alerting;
 pub mod check;

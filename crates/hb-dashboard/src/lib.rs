@@ -1,6 +1,7 @@
 //! The dashboard's HTTP side: the axum router (JSON API, `/metrics`, `/health`), its state
-//! (a read-only [`Reader`], the settings, an injectable clock) and `serve`. It depends on the
-//! read-only store crate only, so it cannot write the database by construction.
+//! (a [`ReadStore`] handed in by the binary, the settings, an injectable clock) and `serve`. It
+//! depends on the store's interfaces only, never on a backend, and a `ReadStore` has no method
+//! that writes: it cannot write the database by construction.
 
 mod api;
 pub mod assets;
@@ -9,13 +10,12 @@ mod mask;
 mod metrics;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method};
 use axum::routing::get;
-use hb_store::reader::Reader;
+use hb_store::ReadStore;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -23,16 +23,12 @@ use tower_http::trace::TraceLayer;
 pub use live::{RANGES, range_seconds};
 pub use mask::mask_error;
 
-/// How many database reads run at once (each on a blocking thread with its own connection).
-pub const READ_CONCURRENCY: usize = hb_store::reader::POOL_MAX;
-
 /// Where "now" comes from; tests pin it.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 
 /// The settings the dashboard uses (taken from `hb_config::DashboardConfig` by the binary).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub db_path: PathBuf,
     /// Buckets per chart: `TARGET_DATA_POINTS`.
     pub target_data_points: u32,
     /// Zone of the bucket labels.
@@ -46,7 +42,7 @@ pub struct Settings {
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub(crate) reader: Arc<Reader>,
+    pub(crate) reader: Arc<dyn ReadStore>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) clock: Clock,
     pub(crate) reads: Arc<tokio::sync::Semaphore>,
@@ -54,13 +50,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State reading `settings.db_path`; nothing is opened until the first request.
-    pub fn new(settings: Settings) -> AppState {
+    /// State reading `store`, at most [`ReadStore::max_concurrent_reads`] reads at a time (each
+    /// on a blocking thread).
+    pub fn new(settings: Settings, store: Arc<dyn ReadStore>) -> AppState {
+        let reads = store.max_concurrent_reads().max(1);
         AppState {
-            reader: Arc::new(Reader::new(settings.db_path.clone())),
+            reader: store,
             settings: Arc::new(settings),
             clock: Arc::new(jiff::Timestamp::now),
-            reads: Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY)),
+            reads: Arc::new(tokio::sync::Semaphore::new(reads)),
             analytics: None,
         }
     }
@@ -75,6 +73,16 @@ impl AppState {
     pub fn with_analytics(mut self, analytics: Option<assets::Analytics>) -> AppState {
         self.analytics = analytics;
         self
+    }
+
+    /// How many reads run at once: size the runtime's blocking pool to it.
+    pub fn read_concurrency(&self) -> usize {
+        self.reader.max_concurrent_reads().max(1)
+    }
+
+    /// The store, for logs (no credentials).
+    pub fn store_name(&self) -> String {
+        self.reader.describe()
     }
 
     pub(crate) fn now(&self) -> jiff::Timestamp {
@@ -147,19 +155,43 @@ pub async fn serve_with(
 mod tests {
     use super::*;
 
+    /// A store that is never there.
+    struct Absent;
+
+    impl ReadStore for Absent {
+        fn snapshot(
+            &self,
+            _f: &mut dyn FnMut(&dyn hb_store::Snapshot) -> Result<(), hb_store::StoreError>,
+        ) -> Result<(), hb_store::StoreError> {
+            Err(hb_store::StoreError::unavailable("absent"))
+        }
+
+        fn max_concurrent_reads(&self) -> usize {
+            0
+        }
+
+        fn describe(&self) -> String {
+            "absent".into()
+        }
+    }
+
     #[test]
     fn router_builds_with_and_without_cors() {
         let settings = Settings {
-            db_path: PathBuf::from("/nonexistent/x.db"),
             target_data_points: 30,
             tz: jiff::tz::TimeZone::UTC,
             mask_errors: true,
             cors_origins: vec!["http://a.example".into()],
         };
-        let _ = app(AppState::new(settings.clone()));
-        let _ = app(AppState::new(Settings {
-            cors_origins: Vec::new(),
-            ..settings
-        }));
+        let state = AppState::new(settings.clone(), Arc::new(Absent));
+        assert_eq!(state.read_concurrency(), 1, "at least one read at a time");
+        let _ = app(state);
+        let _ = app(AppState::new(
+            Settings {
+                cors_origins: Vec::new(),
+                ..settings
+            },
+            Arc::new(Absent),
+        ));
     }
 }

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use hb_store::reader::{LatestCycle, Source, Window};
-use hb_store::rollup_schema::{CycleAcc, STATUS_NAMES, ServiceAcc};
+use hb_core::ServiceStatus;
+use hb_core::aggregate::{CycleAcc, ServiceAcc, Stat};
+use hb_store::{LatestCycle, Window};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
@@ -85,7 +86,7 @@ fn format_uptime(seconds: Option<f64>) -> String {
     )
 }
 
-fn stats(stat: &hb_store::rollup_schema::Stat) -> Value {
+fn stats(stat: &Stat) -> Value {
     json!({
         "max": round2(stat.max_opt().unwrap_or(0.0)),
         "avg": round2(stat.avg().unwrap_or(0.0)),
@@ -118,11 +119,7 @@ pub(crate) async fn handler(
     let Some((latest, window)) = data else {
         return Err(ApiError::NotFound);
     };
-    let source = match window.source {
-        Source::Raw => "raw",
-        Source::Rollup => "rollup",
-        Source::Mixed => "mixed",
-    };
+    let source = window.source.as_str();
     // Says which rows answered, for operators and tests; the body is the same either way.
     Ok((
         [("x-heartbeat-source", source)],
@@ -163,9 +160,10 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
                 .cloned()
                 .unwrap_or_default();
             let mut distribution = Map::new();
-            for (name, n) in STATUS_NAMES.iter().zip(acc.statuses) {
+            for status in ServiceStatus::ALL {
+                let n = acc.count(status);
                 if n > 0 {
-                    distribution.insert((*name).to_owned(), json!(n));
+                    distribution.insert(status.as_str().to_owned(), json!(n));
                 }
             }
             let pctl = |p: f64| num(acc.hist.percentile(p, &acc.latency));
@@ -178,7 +176,7 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
                 "error": mask_error(
                     settings.mask_errors,
                     kind,
-                    &c.status,
+                    c.status.as_str(),
                     c.status_code,
                     c.error_message.as_deref(),
                 ),

@@ -9,6 +9,8 @@ use hb_core::{
     ServiceStatus,
 };
 use hb_dashboard::{AppState, Settings};
+
+mod double;
 use serde_json::Value;
 
 /// 2025-11-25T00:00:00Z, a multiple of one day.
@@ -84,16 +86,21 @@ impl Default for Opts {
 }
 
 async fn start(db: &Path, opts: Opts) -> Server {
+    let store = Arc::new(hb_store_sqlite::SqliteStore::new(db).reader());
+    start_on(store, opts).await
+}
+
+/// The dashboard on any read store (the SQLite reader, or a test double).
+async fn start_on(store: Arc<dyn hb_store::ReadStore>, opts: Opts) -> Server {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Settings {
-        db_path: db.to_path_buf(),
         target_data_points: opts.points,
         tz: opts.tz,
         mask_errors: opts.mask,
         cors_origins: opts.cors,
     };
     let now_s = opts.now_s;
-    let state = AppState::new(settings).with_clock(Arc::new(move || {
+    let state = AppState::new(settings, store).with_clock(Arc::new(move || {
         jiff::Timestamp::from_second(now_s).expect("valid test time")
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -222,7 +229,7 @@ fn tiny_cycles() -> Vec<CycleRecord> {
 }
 
 fn write_with_writer(path: &Path, cycles: &[CycleRecord]) {
-    let mut w = hb_store_writer::Writer::open(path).expect("open writer");
+    let mut w = hb_store_sqlite::Writer::open(path).expect("open writer");
     for c in cycles {
         w.record_cycle(c, &[]).expect("record");
     }
@@ -514,7 +521,7 @@ async fn bad_range_missing_data_and_missing_database() {
 
     // The agent creates it: the next request finds the tables, but no cycle yet.
     std::fs::remove_file(&db).expect("rm");
-    let mut w = hb_store_writer::Writer::open(&db).expect("writer");
+    let mut w = hb_store_sqlite::Writer::open(&db).expect("writer");
     let (status, j) = srv.json("/api/live?range=1h").await;
     assert_eq!(status, 404, "{j}");
     assert_eq!(
@@ -538,7 +545,7 @@ async fn bad_range_missing_data_and_missing_database() {
 async fn alerts_newest_first_with_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("m.db");
-    let mut w = hb_store_writer::Writer::open(&db).expect("writer");
+    let mut w = hb_store_sqlite::Writer::open(&db).expect("writer");
     let cycles = tiny_cycles();
     for (i, c) in cycles.iter().enumerate() {
         let alert = AlertRecord {
@@ -576,7 +583,7 @@ async fn alerts_newest_first_with_limit() {
 async fn alerts_tell_given_up_and_late_from_waiting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("m.db");
-    let mut w = hb_store_writer::Writer::open(&db).expect("writer");
+    let mut w = hb_store_sqlite::Writer::open(&db).expect("writer");
     let cycles = tiny_cycles();
     let uids = [
         "pending",
@@ -727,9 +734,9 @@ async fn rollups_answer_exactly_like_raw_rows_on_every_range() {
     let mixed = dir.path().join("mixed.db");
     let cycles = month_cycles();
     {
-        let mut w = hb_store_writer::Writer::open(&rolled).expect("writer");
+        let mut w = hb_store_sqlite::Writer::open(&rolled).expect("writer");
         w.record_cycles(&cycles).expect("record");
-        let mut w = hb_store_writer::Writer::open(&mixed).expect("writer");
+        let mut w = hb_store_sqlite::Writer::open(&mixed).expect("writer");
         w.record_cycles(&cycles).expect("record");
     }
     // Half the rows at -05:00 (the original's Lima default), half in UTC.
@@ -935,7 +942,7 @@ async fn read_only_directory_while_the_agent_writes() {
     std::fs::create_dir(&data).expect("mkdir");
     let db = data.join("m.db");
     let cycles = tiny_cycles();
-    let mut writer = hb_store_writer::Writer::open(&db).expect("writer");
+    let mut writer = hb_store_sqlite::Writer::open(&db).expect("writer");
     writer.record_cycles(&cycles[..4]).expect("record");
     chmod(&data, 0o555);
     let srv = start(&db, Opts::default()).await;
@@ -977,7 +984,7 @@ async fn other_point_counts_and_zones_keep_rollups_and_raw_rows_equal() {
     let rolled = dir.path().join("rolled.db");
     let legacy = dir.path().join("legacy.db");
     let cycles = month_cycles();
-    hb_store_writer::Writer::open(&rolled)
+    hb_store_sqlite::Writer::open(&rolled)
         .expect("writer")
         .record_cycles(&cycles)
         .expect("record");
@@ -1084,7 +1091,7 @@ async fn original_database_on_a_read_only_mount_without_writer_then_with_one() {
 
     // An agent starts on the writable side: the reader must leave immutable mode and see
     // the new cycle through the WAL.
-    let mut w = hb_store_writer::Writer::open(&src.join("m.db")).expect("writer");
+    let mut w = hb_store_sqlite::Writer::open(&src.join("m.db")).expect("writer");
     w.record_cycle(&cycles[4], &[]).expect("record");
     assert!(ro.join("m.db-wal").exists());
     let (status, j) = srv.json("/api/live?range=live").await;
@@ -1200,7 +1207,7 @@ async fn long_ranges_from_rollups_keep_removed_services_until_they_age_out() {
         .max()
         .expect("Retired was checked");
     for db in [&rolled, &mixed] {
-        hb_store_writer::Writer::open(db)
+        hb_store_sqlite::Writer::open(db)
             .expect("writer")
             .record_cycles(&cycles)
             .expect("record");

@@ -161,8 +161,15 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
                 },
             ))
         };
-        let agent_result =
-            run_agent(agent_config, RunOptions::default(), None, shutdown.clone()).await;
+        let store = crate::stores::agent_store(&agent_config);
+        let agent_result = run_agent(
+            agent_config,
+            store,
+            RunOptions::default(),
+            None,
+            shutdown.clone(),
+        )
+        .await;
         // The agent returns on shutdown (or on a start-up error): stop the servers with it.
         shutdown.cancel();
         let (mock_result, dash_result) = tokio::join!(mock_task, dash_task);

@@ -53,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     anyhow::ensure!(args.interval > 0, "--interval must be at least 1");
-    let mut writer = hb_store_writer::Writer::open(&args.path)?;
+    let mut writer = hb_store_sqlite::Writer::open(&args.path)?;
     let interval_ms = i64::from(args.interval) * 1000;
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let end_ms = now_ms.div_euclid(interval_ms) * interval_ms;

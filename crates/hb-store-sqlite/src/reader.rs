@@ -1,10 +1,9 @@
 //! The read-only reader: connections opened with `SQLITE_OPEN_READ_ONLY` (never a PRAGMA that
-//! writes; `immutable` only on a database no writer has open, see [`Reader::query`]), and every
+//! writes; `immutable` only on a database no writer has open, see [`SqliteReader::query`]), and every
 //! query the dashboard asks. Time windows are answered from the rollup tables where they cover
 //! the window and from raw rows otherwise (older databases), into the same mergeable aggregates,
 //! so both paths give the same numbers.
 
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -12,16 +11,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::rollup_schema::{Counts, CycleAcc, ServiceAcc, Stat, TIERS_S};
+use hb_core::aggregate::{
+    Counts, CycleAcc, ServiceAcc, Stat, bucket_index, stored_status, tier_ranges,
+};
+use hb_store::{
+    AlertRow, BucketAcc, CheckRow, LatestCycle, ReadStore, Snapshot, Source, StoreError, StoreInfo,
+    Window,
+};
 
-/// Why a read failed.
+/// Why a read failed, inside this module; the store's [`StoreError`] at the interface.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// The database is not there yet (missing file, no tables): retry later.
     #[error("database not ready: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+impl From<ReadError> for StoreError {
+    fn from(e: ReadError) -> StoreError {
+        match e {
+            ReadError::Unavailable(reason) => StoreError::unavailable(reason),
+            ReadError::Sqlite(e) => {
+                StoreError::new(crate::error::kind_of(&e), format!("database error: {e}"))
+            }
+        }
+    }
 }
 
 impl ReadError {
@@ -55,7 +71,7 @@ const CACHE_KIB: i64 = 1024;
 /// A pool of read-only connections to one database file. Opening never fails: a missing or
 /// empty database shows up as [`ReadError::Unavailable`] on the first query.
 #[derive(Debug)]
-pub struct Reader {
+pub struct SqliteReader {
     path: PathBuf,
     idle: Mutex<Vec<Conn>>,
     /// Whether the last connection opened was immutable; only for logging the switches once.
@@ -64,21 +80,13 @@ pub struct Reader {
 
 /// What the database holds, probed once per query so an upgrade by the agent is seen at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SchemaInfo {
+pub(crate) struct SchemaInfo {
     pub has_ts_ms: bool,
     pub has_alerts: bool,
     /// The alerts table has the outbox columns (`delivery_state`, `redelivered_at`).
     pub has_alert_outbox: bool,
     /// `Some(ms)` when rollups exist and cover every cycle from `ms` on.
     pub rollups_from_ms: Option<i64>,
-}
-
-/// Which rows answered a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Raw,
-    Rollup,
-    Mixed,
 }
 
 /// A pooled connection. An immutable one carries the stamp of the file taken before it was
@@ -108,9 +116,9 @@ const CANNOT_OPEN: &str = "the database file cannot be opened";
 /// How many times a read is retried when a writer appeared during an immutable read.
 const IMMUTABLE_ATTEMPTS: usize = 4;
 
-impl Reader {
-    pub fn new(path: impl Into<PathBuf>) -> Reader {
-        Reader {
+impl SqliteReader {
+    pub fn new(path: impl Into<PathBuf>) -> SqliteReader {
+        SqliteReader {
             path: path.into(),
             idle: Mutex::new(Vec::new()),
             immutable_mode: AtomicBool::new(false),
@@ -170,8 +178,8 @@ impl Reader {
     /// read-only connection where SQLite may not create them: on a read-only mount it reports
     /// "cannot open", in a directory the user may not write (`0555`) "attempt to write a
     /// readonly database". Only then, and only when no writer's file is there
-    /// ([`Reader::quiet_stamp`]), it is opened `immutable`. Such a connection is dropped as soon
-    /// as the file's stamp changes; [`Reader::query`] also checks the stamp after the read.
+    /// ([`SqliteReader::quiet_stamp`]), it is opened `immutable`. Such a connection is dropped as soon
+    /// as the file's stamp changes; [`SqliteReader::query`] also checks the stamp after the read.
     fn begin(&self) -> Result<(Conn, SchemaInfo), ReadError> {
         let stamp = self.quiet_stamp();
         loop {
@@ -218,7 +226,7 @@ impl Reader {
     /// that started meanwhile (its `-wal`/`-shm` appeared, or the file changed) voids the answer,
     /// and `f` runs again on a fresh connection, normally a read-only one that sees the writer's
     /// WAL. So an answer from an immutable connection is never returned once a writer started.
-    pub fn query<T>(
+    pub(crate) fn query<T>(
         &self,
         mut f: impl FnMut(&Query<'_>) -> Result<T, ReadError>,
     ) -> Result<T, ReadError> {
@@ -340,76 +348,8 @@ fn probe_schema(conn: &Connection) -> Result<SchemaInfo, ReadError> {
     })
 }
 
-/// One check of the newest cycle, as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckRow {
-    pub name: String,
-    pub url: Option<String>,
-    pub status: String,
-    pub status_code: Option<i64>,
-    pub latency_ms: Option<f64>,
-    pub error_message: Option<String>,
-}
-
-/// The newest cycle and its checks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatestCycle {
-    pub id: String,
-    pub timestamp: String,
-    /// The instant of `timestamp`, when it parses.
-    pub ts_ms: Option<i64>,
-    pub cpu_percent: f64,
-    pub ram_percent: f64,
-    pub ram_used_mb: f64,
-    pub disk_percent: f64,
-    pub uptime_seconds: Option<f64>,
-    pub container_count: i64,
-    pub internet_status: bool,
-    pub ping_ms: Option<f64>,
-    pub worker_status: Option<i64>,
-    pub cycle_duration_ms: Option<i64>,
-    pub checks: Vec<CheckRow>,
-}
-
-/// One alert row.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct AlertRow {
-    pub id: i64,
-    pub created_at: Option<String>,
-    pub item: Option<String>,
-    pub old_status: Option<String>,
-    pub new_status: Option<String>,
-    pub title: Option<String>,
-    pub message: Option<String>,
-    pub attempts: Option<i64>,
-    pub delivered_at: Option<String>,
-    pub last_error: Option<String>,
-    /// `pending` (waiting, or left by a crash until the agent's next start), `delivered`,
-    /// `failed` (every attempt failed) or `given_up` (too old to send after a restart; the
-    /// reason is in `last_error`). See the core crate's `DeliveryState`.
-    pub delivery_state: String,
-    /// Set when a restarted agent re-sent it: the delivery was late.
-    pub redelivered_at: Option<String>,
-}
-
-/// The aggregates of one bucket.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BucketAcc {
-    pub cycles: CycleAcc,
-    pub services: HashMap<String, ServiceAcc>,
-}
-
-/// Buckets `[start_s + i*width_s, start_s + (i+1)*width_s)`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Window {
-    pub start_s: i64,
-    pub width_s: i64,
-    pub buckets: Vec<BucketAcc>,
-    pub source: Source,
-}
-
 /// Queries within one read transaction.
-pub struct Query<'c> {
+pub(crate) struct Query<'c> {
     conn: &'c Connection,
     schema: SchemaInfo,
 }
@@ -423,12 +363,8 @@ pub fn parse_instant_ms(ts: &str) -> Option<i64> {
 }
 
 impl Query<'_> {
-    pub fn schema(&self) -> SchemaInfo {
-        self.schema
-    }
-
     /// The newest cycle, `None` when there is none.
-    pub fn latest_cycle(&self) -> Result<Option<LatestCycle>, ReadError> {
+    pub(crate) fn latest_cycle(&self) -> Result<Option<LatestCycle>, ReadError> {
         let Some(id) = self.latest_cycle_id()? else {
             return Ok(None);
         };
@@ -470,7 +406,7 @@ impl Query<'_> {
             Ok(CheckRow {
                 name: r.get(0)?,
                 url: r.get(1)?,
-                status: r.get(2)?,
+                status: stored_status(text(r, 2)?),
                 status_code: r.get(3)?,
                 latency_ms: r.get(4)?,
                 error_message: r.get(5)?,
@@ -523,7 +459,7 @@ impl Query<'_> {
     }
 
     /// Newest alerts first; an empty list when the database predates the alerts table.
-    pub fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>, ReadError> {
+    pub(crate) fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>, ReadError> {
         if !self.schema.has_alerts {
             return Ok(Vec::new());
         }
@@ -566,7 +502,12 @@ impl Query<'_> {
 
     /// Aggregates `count` buckets of `width_s` seconds from `start_s`. Rollups answer the part
     /// of the window they cover when the buckets are whole minutes; raw rows answer the rest.
-    pub fn window(&self, start_s: i64, width_s: i64, count: usize) -> Result<Window, ReadError> {
+    pub(crate) fn window(
+        &self,
+        start_s: i64,
+        width_s: i64,
+        count: usize,
+    ) -> Result<Window, ReadError> {
         let width_s = width_s.max(1);
         let mut buckets = vec![BucketAcc::default(); count];
         let end_s = start_s + width_s * count as i64;
@@ -687,7 +628,7 @@ impl Query<'_> {
                     continue;
                 };
                 let name = text(r, 2)?;
-                let status = text(r, 3)?;
+                let status = stored_status(text(r, 3)?);
                 let latency = r.get::<_, Option<f64>>(4)?;
                 match b.services.get_mut(name) {
                     Some(acc) => acc.add(status, latency),
@@ -709,25 +650,9 @@ impl Query<'_> {
         width_s: i64,
         from_s: i64,
     ) -> Result<(), ReadError> {
-        let mut pieces = Vec::new();
-        for i in 0..buckets.len() {
-            let a = (start_s + width_s * i as i64).max(from_s);
-            let b = start_s + width_s * (i as i64 + 1);
-            if a < b {
-                cover(a, b, &TIERS_S, &mut pieces);
-            }
-        }
-        // Adjacent pieces of one tier become one range query; rows are assigned to buckets by
-        // their start, and no piece straddles a bucket boundary.
-        pieces.sort_by_key(|p| (p.0, p.1));
-        let mut merged: Vec<(i64, i64, i64)> = Vec::new();
-        for p in pieces {
-            match merged.last_mut() {
-                Some(last) if last.0 == p.0 && last.2 == p.1 => last.2 = p.2,
-                _ => merged.push(p),
-            }
-        }
-        let idx = |s: i64| usize::try_from((s - start_s).div_euclid(width_s)).ok();
+        // Rows are assigned to buckets by their start; no range straddles a bucket boundary.
+        let merged = tier_ranges(start_s, width_s, buckets.len(), from_s);
+        let idx = |s: i64| bucket_index(start_s, width_s, s);
         let mut cst = self.conn.prepare_cached(
             "SELECT start_s, n, cpu_sum, ram_sum, disk_sum, dur_n, dur_sum, dur_min, dur_max,
                     ping_n, ping_sum, ping_min, ping_max, inet_up, workers
@@ -792,6 +717,46 @@ impl Query<'_> {
     }
 }
 
+/// The interface on the reader: one read transaction per snapshot.
+impl ReadStore for SqliteReader {
+    fn snapshot(
+        &self,
+        f: &mut dyn FnMut(&dyn Snapshot) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // A `StoreError` from `f` (the caller's own) travels through the reader's retry loop
+        // as a value, so it comes back unchanged.
+        self.query(|q| Ok(f(q)))?
+    }
+
+    fn max_concurrent_reads(&self) -> usize {
+        POOL_MAX
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+}
+
+impl Snapshot for Query<'_> {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            rollups_from_ms: self.schema.rollups_from_ms,
+        }
+    }
+
+    fn latest_cycle(&self) -> Result<Option<LatestCycle>, StoreError> {
+        Ok(Query::latest_cycle(self)?)
+    }
+
+    fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>, StoreError> {
+        Ok(Query::alerts(self, limit)?)
+    }
+
+    fn window(&self, start_s: i64, width_s: i64, count: usize) -> Result<Window, StoreError> {
+        Ok(Query::window(self, start_s, width_s, count)?)
+    }
+}
+
 fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
     r.get_ref(i)?.as_str().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
@@ -805,54 +770,9 @@ fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
     })
 }
 
-/// Covers `[a, b)` (whole minutes) with the largest tier blocks that fit, as
-/// `(tier_s, from_s, to_s)` ranges of block starts.
-fn cover(a: i64, b: i64, tiers: &[i64], out: &mut Vec<(i64, i64, i64)>) {
-    let Some((&tier, smaller)) = tiers.split_first() else {
-        return;
-    };
-    if smaller.is_empty() {
-        if a < b {
-            out.push((tier, a, b));
-        }
-        return;
-    }
-    let ca = a.div_euclid(tier) * tier + if a.rem_euclid(tier) == 0 { 0 } else { tier };
-    let cb = b.div_euclid(tier) * tier;
-    if ca < cb {
-        cover(a, ca, smaller, out);
-        out.push((tier, ca, cb));
-        cover(cb, b, smaller, out);
-    } else {
-        cover(a, b, smaller, out);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cover_uses_largest_blocks() {
-        let mut out = Vec::new();
-        // 23:00 on day 0 to 02:30 on day 2.
-        cover(82_800, 2 * 86_400 + 9_000, &TIERS_S, &mut out);
-        assert_eq!(
-            out,
-            vec![
-                (3_600, 82_800, 86_400),
-                (86_400, 86_400, 172_800),
-                (3_600, 172_800, 180_000),
-                (360, 180_000, 181_800),
-            ]
-        );
-        let mut out = Vec::new();
-        cover(120, 240, &TIERS_S, &mut out);
-        assert_eq!(out, vec![(60, 120, 240)]);
-        let mut out = Vec::new();
-        cover(300, 840, &TIERS_S, &mut out);
-        assert_eq!(out, vec![(60, 300, 360), (360, 360, 720), (60, 720, 840)]);
-    }
 
     #[test]
     fn connections_are_read_only() {
@@ -865,7 +785,7 @@ mod tests {
              CREATE TABLE service_checks (id INTEGER);",
         )
         .expect("schema");
-        let reader = Reader::new(&path);
+        let reader = SqliteReader::new(&path);
         let err = reader
             .query(|q| {
                 Ok(q.conn
@@ -885,7 +805,7 @@ mod tests {
     #[test]
     fn missing_database_is_unavailable() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let reader = Reader::new(dir.path().join("none.db"));
+        let reader = SqliteReader::new(dir.path().join("none.db"));
         let err = reader.query(|q| q.latest_cycle()).expect_err("missing");
         assert!(matches!(err, ReadError::Unavailable(_)), "{err}");
         assert!(
@@ -968,7 +888,7 @@ mod tests {
         let Some((rw, ro, _mount)) = quiet_wal_database(dir.path()) else {
             return;
         };
-        let reader = Reader::new(&ro);
+        let reader = SqliteReader::new(&ro);
         // The writer starts after the reader chose immutable and before it reads: its commit
         // is in the WAL only, which the immutable connection cannot see.
         let mut writer = None;
@@ -996,7 +916,7 @@ mod tests {
         let Some((rw, ro, _mount)) = quiet_wal_database(dir.path()) else {
             return;
         };
-        let reader = Reader::new(&ro);
+        let reader = SqliteReader::new(&ro);
         assert_eq!(reader.query(max_cpu).expect("query"), 1.0);
         assert!(reader.is_immutable());
         // A writer comes and goes between two requests: its close checkpoints into the file
