@@ -307,15 +307,22 @@ pub fn cover(a: i64, b: i64, tiers: &[i64], out: &mut Vec<(i64, i64, i64)>) {
     }
 }
 
-/// The buckets `[start_s + i*width_s, start_s + (i+1)*width_s)` of `count` buckets from
-/// `from_s` on, covered with tier blocks ([`cover`]), adjacent blocks of one tier joined into
-/// one range. No range straddles a bucket boundary, so a block belongs to the bucket of its
-/// start ([`bucket_index`]).
-pub fn tier_ranges(start_s: i64, width_s: i64, count: usize, from_s: i64) -> Vec<(i64, i64, i64)> {
+/// The part `[from_s, to_s)` of the buckets `[start_s + i*width_s, start_s + (i+1)*width_s)`
+/// (`count` of them), covered with tier blocks ([`cover`]), adjacent blocks of one tier joined
+/// into one range. No range straddles a bucket boundary, so a block belongs to the bucket of
+/// its start ([`bucket_index`]). Exact when the bucket edges are whole minutes; otherwise a
+/// minute block that straddles an edge counts in the bucket where it starts.
+pub fn tier_ranges(
+    start_s: i64,
+    width_s: i64,
+    count: usize,
+    from_s: i64,
+    to_s: i64,
+) -> Vec<(i64, i64, i64)> {
     let mut pieces = Vec::new();
     for i in 0..count {
         let a = (start_s + width_s * i as i64).max(from_s);
-        let b = start_s + width_s * (i as i64 + 1);
+        let b = (start_s + width_s * (i as i64 + 1)).min(to_s);
         if a < b {
             cover(a, b, &TIERS_S, &mut pieces);
         }
@@ -367,10 +374,15 @@ mod tests {
     fn tier_ranges_join_adjacent_blocks_and_skip_the_covered_part() {
         // Two 6-minute buckets from minute 0; only from minute 3 on.
         assert_eq!(
-            tier_ranges(0, 360, 2, 180),
+            tier_ranges(0, 360, 2, 180, 720),
             vec![(60, 180, 360), (360, 360, 720)]
         );
-        assert_eq!(tier_ranges(0, 60, 3, 0), vec![(60, 0, 180)]);
+        assert_eq!(tier_ranges(0, 60, 3, 0, 180), vec![(60, 0, 180)]);
+        assert_eq!(
+            tier_ranges(0, 60, 3, 0, 120),
+            vec![(60, 0, 120)],
+            "up to `to_s`"
+        );
         assert_eq!(bucket_index(0, 60, -1), None);
         assert_eq!(bucket_index(0, 60, 59), Some(0));
         assert_eq!(bucket_index(0, 60, 60), Some(1));

@@ -15,8 +15,9 @@ use crate::AppState;
 use crate::api::{ApiError, read};
 use crate::mask::mask_error;
 
-/// The accepted ranges and their length in seconds.
-pub const RANGES: [(&str, i64); 8] = [
+/// The accepted ranges and their length in seconds: the older tool's eight, then `90d` and
+/// `1y`, which only rollups can answer once retention has pruned the raw rows.
+pub const RANGES: [(&str, i64); 10] = [
     ("live", 300),
     ("1h", 3_600),
     ("3h", 10_800),
@@ -25,6 +26,8 @@ pub const RANGES: [(&str, i64); 8] = [
     ("24h", 86_400),
     ("7d", 604_800),
     ("30d", 2_592_000),
+    ("90d", 7_776_000),
+    ("1y", 31_536_000),
 ];
 
 pub fn range_seconds(name: &str) -> Option<i64> {

@@ -6,6 +6,7 @@
 
 mod error;
 mod migrate;
+mod offsets;
 pub mod reader;
 mod rollup;
 pub mod schema;

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use crate::offsets::{OffsetCache, TextBounds};
 use hb_core::aggregate::{
     Counts, CycleAcc, ServiceAcc, Stat, bucket_index, stored_status, tier_ranges,
 };
@@ -76,6 +77,8 @@ pub struct SqliteReader {
     idle: Mutex<Vec<Conn>>,
     /// Whether the last connection opened was immutable; only for logging the switches once.
     immutable_mode: AtomicBool,
+    /// The offsets the timestamps carry, for databases without instants.
+    offsets: Mutex<OffsetCache>,
 }
 
 /// What the database holds, probed once per query so an upgrade by the agent is seen at once.
@@ -122,6 +125,7 @@ impl SqliteReader {
             path: path.into(),
             idle: Mutex::new(Vec::new()),
             immutable_mode: AtomicBool::new(false),
+            offsets: Mutex::new(OffsetCache::default()),
         }
     }
 
@@ -235,6 +239,7 @@ impl SqliteReader {
             let result = f(&Query {
                 conn: &c.conn,
                 schema,
+                offsets: &self.offsets,
             });
             // COMMIT of a read transaction only releases the snapshot.
             let end = c
@@ -352,6 +357,7 @@ fn probe_schema(conn: &Connection) -> Result<SchemaInfo, ReadError> {
 pub(crate) struct Query<'c> {
     conn: &'c Connection,
     schema: SchemaInfo,
+    offsets: &'c Mutex<OffsetCache>,
 }
 
 /// The instant of a stored ISO-8601 timestamp.
@@ -418,6 +424,14 @@ impl Query<'_> {
         Ok(Some(cycle))
     }
 
+    /// The text bounds the stored offsets allow (see [`OffsetCache`]).
+    fn text_bounds(&self) -> Result<TextBounds, ReadError> {
+        match self.offsets.lock() {
+            Ok(mut cache) => Ok(cache.refresh(self.conn)?),
+            Err(_) => Ok(TextBounds::WIDE),
+        }
+    }
+
     /// The id of the cycle with the latest instant.
     fn latest_cycle_id(&self) -> Result<Option<String>, ReadError> {
         if self.schema.has_ts_ms {
@@ -427,8 +441,9 @@ impl Query<'_> {
                 .query_row([], |r| r.get(0))
                 .optional()?);
         }
-        // Without instants, the greatest string is not the latest cycle when offsets differ:
-        // compare as instants every row within two days (more than any two offsets apart).
+        // Without instants, the greatest string is not the latest cycle when offsets differ: a
+        // later instant's text can lie below it by the spread of the offsets, so every row in
+        // that margin is compared as an instant (two days when the offsets are not known).
         let max: Option<String> = self
             .conn
             .prepare_cached("SELECT MAX(timestamp_lima) FROM monitoring_cycles")?
@@ -436,12 +451,16 @@ impl Query<'_> {
         let Some(max) = max else {
             return Ok(None);
         };
-        let lo = max
-            .get(..10)
-            .and_then(|d| d.parse::<jiff::civil::Date>().ok())
-            .and_then(|d| d.checked_sub(jiff::Span::new().days(2)).ok())
-            .map(|d| d.to_string())
-            .unwrap_or_default();
+        let bounds = self.text_bounds()?;
+        let lo = match bounds.below_latest(&max) {
+            Some(lo) => lo,
+            None => max
+                .get(..10)
+                .and_then(|d| d.parse::<jiff::civil::Date>().ok())
+                .and_then(|d| d.checked_sub(jiff::Span::new().days(2)).ok())
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        };
         let mut st = self.conn.prepare_cached(
             "SELECT id, timestamp_lima FROM monitoring_cycles WHERE timestamp_lima >= ?1",
         )?;
@@ -520,15 +539,57 @@ impl Query<'_> {
             }
             _ => end_s,
         };
+        if !minute_grid && self.schema.rollups_from_ms.is_some() {
+            return self.off_grid_window(buckets, start_s, width_s, end_s);
+        }
         if split_s > start_s {
             self.raw_into(&mut buckets, start_s, width_s, start_s, split_s)?;
         }
         if split_s < end_s {
-            self.rollups_into(&mut buckets, start_s, width_s, split_s)?;
+            self.rollups_into(&mut buckets, start_s, width_s, split_s, end_s)?;
         }
         let source = if split_s == end_s {
             Source::Raw
         } else if split_s == start_s {
+            Source::Rollup
+        } else {
+            Source::Mixed
+        };
+        Ok(Window {
+            start_s,
+            width_s,
+            buckets,
+            source,
+        })
+    }
+
+    /// Buckets whose edges are not whole minutes (a `TARGET_DATA_POINTS` that does not divide
+    /// the range into minutes) are answered from raw rows, which are exact; but retention may
+    /// have pruned the older raw rows. Their part is answered from the rollups, each minute
+    /// block in the bucket where it starts (off by at most a minute at each bucket edge).
+    fn off_grid_window(
+        &self,
+        mut buckets: Vec<BucketAcc>,
+        start_s: i64,
+        width_s: i64,
+        end_s: i64,
+    ) -> Result<Window, ReadError> {
+        let oldest_raw_ms: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT MIN(ts_ms) FROM monitoring_cycles")?
+            .query_row([], |r| r.get(0))?;
+        let raw_from_s = oldest_raw_ms
+            .map_or(end_s, |ms| ms.div_euclid(60_000) * 60)
+            .clamp(start_s, end_s);
+        if raw_from_s > start_s {
+            self.rollups_into(&mut buckets, start_s, width_s, start_s, raw_from_s)?;
+        }
+        if raw_from_s < end_s {
+            self.raw_into(&mut buckets, start_s, width_s, raw_from_s, end_s)?;
+        }
+        let source = if raw_from_s == start_s {
+            Source::Raw
+        } else if raw_from_s == end_s {
             Source::Rollup
         } else {
             Source::Mixed
@@ -556,15 +617,17 @@ impl Query<'_> {
             }
             usize::try_from((ts_ms - start_s * 1000).div_euclid(width_s * 1000)).ok()
         };
-        // Rows without an instant column are pre-filtered by date with a margin wider than any
-        // UTC offset, then compared as instants.
-        let day = |s: i64| {
-            jiff::Timestamp::from_second(s)
-                .map(|t| t.strftime("%Y-%m-%d").to_string())
-                .unwrap_or_default()
+        // Rows without an instant are pre-filtered by their text, within the offsets the table's
+        // timestamps carry (a day beyond any offset when those are not known), then compared as
+        // instants. With instants, such rows are rare (written by another program after the
+        // upgrade) and found through the instant index, so the wide margin costs nothing.
+        let bounds = if self.schema.has_ts_ms {
+            TextBounds::WIDE
+        } else {
+            self.text_bounds()?
         };
-        let lo_day = day(from_s - 15 * 3600);
-        let hi_day = day(to_s + 15 * 3600 + 86_400);
+        let lo_day = bounds.lo(from_s);
+        let hi_day = bounds.hi(to_s);
         let cycle_cols = "c.cpu_percent, c.ram_percent, c.disk_percent, c.cycle_duration_ms,
                           c.internet_status, c.ping_ms, c.worker_status";
         let mut queries: Vec<(String, Vec<rusqlite::types::Value>)> = Vec::new();
@@ -649,9 +712,10 @@ impl Query<'_> {
         start_s: i64,
         width_s: i64,
         from_s: i64,
+        to_s: i64,
     ) -> Result<(), ReadError> {
         // Rows are assigned to buckets by their start; no range straddles a bucket boundary.
-        let merged = tier_ranges(start_s, width_s, buckets.len(), from_s);
+        let merged = tier_ranges(start_s, width_s, buckets.len(), from_s, to_s);
         let idx = |s: i64| bucket_index(start_s, width_s, s);
         let mut cst = self.conn.prepare_cached(
             "SELECT start_s, n, cpu_sum, ram_sum, disk_sum, dur_n, dur_sum, dur_min, dur_max,
@@ -800,6 +864,78 @@ mod tests {
             .query(|q| Ok(q.conn.is_readonly(rusqlite::MAIN_DB)?))
             .expect("query");
         assert!(ro);
+    }
+
+    /// An older tool's table (no instants) whose rows carry two offsets: the greatest text is
+    /// not the latest cycle, and a 5-minute window finds exactly its rows.
+    #[test]
+    fn without_instants_offsets_narrow_the_search_and_keep_answers_exact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let rw = Connection::open(&path).expect("open");
+        rw.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE monitoring_cycles (id TEXT PRIMARY KEY, timestamp_lima TEXT NOT NULL,
+                 cpu_percent REAL NOT NULL, ram_percent REAL NOT NULL, ram_used_mb REAL NOT NULL,
+                 disk_percent REAL NOT NULL, uptime_seconds REAL, container_count INTEGER NOT NULL,
+                 internet_status BOOLEAN NOT NULL, ping_ms REAL, worker_status INTEGER,
+                 cycle_duration_ms INTEGER);
+             CREATE TABLE service_checks (id INTEGER PRIMARY KEY AUTOINCREMENT, cycle_id TEXT NOT NULL,
+                 service_name TEXT NOT NULL, service_url TEXT, status TEXT NOT NULL,
+                 status_code INTEGER, latency_ms REAL, error_message TEXT);
+             CREATE INDEX idx_ts ON monitoring_cycles(timestamp_lima);",
+        )
+        .expect("schema");
+        // 2026-11-29T20:00:00Z + 10 s * i, alternately written at -05:00 and +01:00.
+        let t0 = 1_795_982_400_i64;
+        let mut want_in_window = 0;
+        rw.execute_batch("BEGIN").expect("begin");
+        // The last row (an even one, at -05:00) has the latest instant but not the greatest text.
+        for i in 0..=2_000_i64 {
+            let instant = t0 + 10 * i;
+            let offset_h = if i % 2 == 0 { -5 } else { 1 };
+            let local = jiff::Timestamp::from_second(instant + offset_h * 3600)
+                .expect("ts")
+                .strftime("%Y-%m-%dT%H:%M:%S")
+                .to_string();
+            let text = format!("{local}.5{:+03}:00", offset_h);
+            rw.execute(
+                "INSERT INTO monitoring_cycles VALUES (?1, ?2, 1, 2, 3, 4, 5, 0, 1, 1.0, 200, 7)",
+                rusqlite::params![format!("c{i}"), text],
+            )
+            .expect("cycle");
+            rw.execute(
+                "INSERT INTO service_checks (cycle_id, service_name, status, latency_ms)
+                 VALUES (?1, 'api', 'healthy', 2.0)",
+                [format!("c{i}")],
+            )
+            .expect("check");
+            if (t0 + 3_000..t0 + 3_300).contains(&instant) {
+                want_in_window += 1;
+            }
+        }
+        rw.execute_batch("COMMIT").expect("commit");
+        let reader = SqliteReader::new(&path);
+        let latest = reader
+            .query(|q| q.latest_cycle())
+            .expect("read")
+            .expect("row");
+        assert_eq!(
+            latest.id, "c2000",
+            "the latest instant, not the greatest text"
+        );
+        let window = reader
+            .query(|q| q.window(t0 + 3_000, 60, 5))
+            .expect("window");
+        let cycles: u64 = window.buckets.iter().map(|b| b.cycles.n).sum();
+        let checks: u64 = window
+            .buckets
+            .iter()
+            .filter_map(|b| b.services.get("api"))
+            .map(|a| a.n)
+            .sum();
+        assert_eq!((cycles, checks), (want_in_window, want_in_window));
+        assert_eq!(window.source, Source::Raw);
     }
 
     #[test]

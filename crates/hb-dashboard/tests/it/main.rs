@@ -300,7 +300,9 @@ fn write_legacy(path: &Path, cycles: &[CycleRecord], offset_h: impl Fn(usize) ->
     tx.commit().expect("commit");
 }
 
-const RANGES: [&str; 8] = ["live", "1h", "3h", "6h", "12h", "24h", "7d", "30d"];
+const RANGES: [&str; 10] = [
+    "live", "1h", "3h", "6h", "12h", "24h", "7d", "30d", "90d", "1y",
+];
 
 fn nulls(v: &Value, upto: usize) -> bool {
     v.as_array().expect("array")[..upto]
@@ -533,7 +535,9 @@ async fn bad_range_missing_data_and_missing_database() {
     assert_eq!(status, 400);
     assert_eq!(
         j["valid"],
-        serde_json::json!(["live", "1h", "3h", "6h", "12h", "24h", "7d", "30d"])
+        serde_json::json!([
+            "live", "1h", "3h", "6h", "12h", "24h", "7d", "30d", "90d", "1y"
+        ])
     );
 
     w.record_cycle(&tiny_cycles()[0], &[]).expect("record");
@@ -770,6 +774,8 @@ async fn rollups_answer_exactly_like_raw_rows_on_every_range() {
         ("24h", "rollup", "rollup"),
         ("7d", "rollup", "rollup"),
         ("30d", "rollup", "mixed"),
+        ("90d", "rollup", "mixed"),
+        ("1y", "rollup", "mixed"),
     ] {
         let path = format!("/api/live?range={range}");
         assert_eq!(a.source(&path).await, rolled_src, "{range}");
