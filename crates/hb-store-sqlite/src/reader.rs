@@ -647,12 +647,21 @@ impl Query<'_> {
             ));
         }
         // The bucket of a row whose first two columns are `ts_ms` (or NULL) and `timestamp_lima`.
-        let row_bucket = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Option<usize>> {
-            let ts = match r.get::<_, Option<i64>>(0)? {
-                Some(ms) => Some(ms),
-                None => parse_instant_ms(&r.get::<_, String>(1)?),
-            };
-            Ok(ts.and_then(&bucket_of))
+        // A row without an instant has its text parsed, once per cycle: the checks of one cycle
+        // come one after another with the same text.
+        let mut last_text = String::new();
+        let mut last_bucket = None;
+        let mut row_bucket = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Option<usize>> {
+            if let Some(ms) = r.get::<_, Option<i64>>(0)? {
+                return Ok(bucket_of(ms));
+            }
+            let ts = text(r, 1)?;
+            if ts != last_text {
+                last_bucket = parse_instant_ms(ts).and_then(&bucket_of);
+                last_text.clear();
+                last_text.push_str(ts);
+            }
+            Ok(last_bucket)
         };
         let ts_col = if self.schema.has_ts_ms {
             "c.ts_ms"
