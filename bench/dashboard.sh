@@ -5,6 +5,7 @@
 #
 #   bench/dashboard.sh            # builds, generates (once), measures
 #   DB=/path/x.db bench/dashboard.sh
+#   DB=/tmp/old.db bench/dashboard.sh   # after bench/legacy_db.py /tmp/old.db: the older tool's format
 #
 # Needs: curl, python3, wrk (apt-get install -y wrk). Everything stays on 127.0.0.1.
 set -euo pipefail
@@ -42,7 +43,7 @@ done
 echo
 echo "| range | median ms | min ms | max ms |"
 echo "|---|---|---|---|"
-for range in live 1h 3h 6h 12h 24h 7d 30d; do
+for range in ${RANGES:-live 1h 3h 6h 12h 24h 7d 30d 90d 1y}; do
   times=()
   curl -fs -o /dev/null "http://127.0.0.1:$PORT/api/live?range=$range"  # warm the page cache
   for _ in $(seq 1 "$RUNS"); do
