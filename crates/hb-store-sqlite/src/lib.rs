@@ -4,6 +4,7 @@
 //! and their implementations of the store's interfaces (`hb_store::ReadStore`,
 //! `hb_store::WriteStore`, `hb_store::OpenWriteStore`).
 
+mod closed;
 mod error;
 mod migrate;
 mod offsets;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use crate::closed::{ClosedBuckets, Origin};
 use crate::offsets::{OffsetCache, TextBounds};
 use hb_core::ServiceStatus;
 use hb_core::aggregate::{
@@ -84,6 +85,8 @@ pub struct SqliteReader {
     /// Raw windows of at least this many cycles (and a quarter of the table) read the checks
     /// in one pass; see [`Query::most_cycles`].
     scan_min_cycles: usize,
+    /// Closed buckets of a database read from raw rows only (see the `closed` module).
+    closed: Mutex<ClosedBuckets>,
 }
 
 /// See [`SqliteReader::scan_min_cycles`].
@@ -135,6 +138,7 @@ impl SqliteReader {
             immutable_mode: AtomicBool::new(false),
             offsets: Mutex::new(OffsetCache::default()),
             scan_min_cycles: SCAN_MIN_CYCLES,
+            closed: Mutex::new(ClosedBuckets::default()),
         }
     }
 
@@ -250,6 +254,8 @@ impl SqliteReader {
                 schema,
                 offsets: &self.offsets,
                 scan_min_cycles: self.scan_min_cycles,
+                closed: &self.closed,
+                path: &self.path,
             });
             // COMMIT of a read transaction only releases the snapshot.
             let end = c
@@ -376,6 +382,8 @@ pub(crate) struct Query<'c> {
     schema: SchemaInfo,
     offsets: &'c Mutex<OffsetCache>,
     scan_min_cycles: usize,
+    closed: &'c Mutex<ClosedBuckets>,
+    path: &'c Path,
 }
 
 /// The instant of a stored ISO-8601 timestamp.
@@ -546,6 +554,9 @@ impl Query<'_> {
         count: usize,
     ) -> Result<Window, ReadError> {
         let width_s = width_s.max(1);
+        if !self.schema.has_ts_ms && self.schema.rollups_from_ms.is_none() {
+            return self.raw_only_window(start_s, width_s, count);
+        }
         let mut buckets = vec![BucketAcc::default(); count];
         let end_s = start_s + width_s * count as i64;
         let minute_grid = width_s % 60 == 0 && start_s % 60 == 0;
@@ -579,6 +590,91 @@ impl Query<'_> {
             buckets,
             source,
         })
+    }
+
+    /// A database not upgraded yet (the older tool's): every bucket from raw rows, but a bucket
+    /// that closed well before the newest cycle is read once and then kept (see `closed`).
+    fn raw_only_window(
+        &self,
+        start_s: i64,
+        width_s: i64,
+        count: usize,
+    ) -> Result<Window, ReadError> {
+        let mut buckets = vec![BucketAcc::default(); count];
+        let bucket_start = |i: usize| start_s + width_s * i as i64;
+        let Some(origin) = self.origin()? else {
+            self.raw_into(&mut buckets, start_s, width_s, start_s, bucket_start(count))?;
+            return Ok(Window {
+                start_s,
+                width_s,
+                buckets,
+                source: Source::Raw,
+            });
+        };
+        // Closed: ended a minute (plus the spread of the offsets) before the newest cycle.
+        let newest_text: Option<String> = self
+            .conn
+            .prepare_cached("SELECT MAX(timestamp_lima) FROM monitoring_cycles")?
+            .query_row([], |r| r.get(0))?;
+        let spread_s = self.text_bounds()?.spread_s();
+        let closed_before_s = newest_text
+            .as_deref()
+            .and_then(parse_instant_ms)
+            .map_or(i64::MIN, |ms| ms.div_euclid(1000) - spread_s - 60);
+        let mut missing = Vec::new();
+        if let Ok(mut closed) = self.closed.lock() {
+            closed.check(origin);
+            for (i, b) in buckets.iter_mut().enumerate() {
+                match closed.get(width_s, bucket_start(i)) {
+                    Some(kept) => *b = kept.clone(),
+                    None => missing.push(i),
+                }
+            }
+        } else {
+            missing = (0..count).collect();
+        }
+        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+            // One read for the span of the missing buckets; kept ones inside it are read again.
+            for b in &mut buckets[first..=last] {
+                *b = BucketAcc::default();
+            }
+            self.raw_into(
+                &mut buckets,
+                start_s,
+                width_s,
+                bucket_start(first),
+                bucket_start(last + 1),
+            )?;
+            if let Ok(mut closed) = self.closed.lock() {
+                for (i, b) in buckets.iter().enumerate().take(last + 1).skip(first) {
+                    if bucket_start(i + 1) <= closed_before_s {
+                        closed.insert(width_s, bucket_start(i), b.clone());
+                    }
+                }
+            }
+        }
+        Ok(Window {
+            start_s,
+            width_s,
+            buckets,
+            source: Source::Raw,
+        })
+    }
+
+    /// The file and table being read, `None` when the file cannot be examined.
+    fn origin(&self) -> Result<Option<Origin>, ReadError> {
+        let Ok(meta) = std::fs::metadata(self.path) else {
+            return Ok(None);
+        };
+        let max_rowid: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(rowid), 0) FROM monitoring_cycles")?
+            .query_row([], |r| r.get(0))?;
+        Ok(Some(Origin {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            max_rowid,
+        }))
     }
 
     /// Buckets whose edges are not whole minutes (a `TARGET_DATA_POINTS` that does not divide
@@ -1120,6 +1216,94 @@ mod tests {
             .map(|a| a.n)
             .sum();
         assert_eq!(checks, 2 * 300, "300 cycles of the 400 fall in the window");
+    }
+
+    /// The older tool's schema, empty, at `path`.
+    fn legacy_tables(path: &Path) -> Connection {
+        let rw = Connection::open(path).expect("open");
+        rw.execute_batch(
+            "CREATE TABLE monitoring_cycles (id TEXT PRIMARY KEY, timestamp_lima TEXT NOT NULL,
+                 cpu_percent REAL NOT NULL, ram_percent REAL NOT NULL, ram_used_mb REAL NOT NULL,
+                 disk_percent REAL NOT NULL, uptime_seconds REAL, container_count INTEGER NOT NULL,
+                 internet_status BOOLEAN NOT NULL, ping_ms REAL, worker_status INTEGER,
+                 cycle_duration_ms INTEGER);
+             CREATE TABLE service_checks (id INTEGER PRIMARY KEY AUTOINCREMENT, cycle_id TEXT NOT NULL,
+                 service_name TEXT NOT NULL, service_url TEXT, status TEXT NOT NULL,
+                 status_code INTEGER, latency_ms REAL, error_message TEXT);
+             CREATE INDEX idx_ts ON monitoring_cycles(timestamp_lima);
+             CREATE INDEX idx_cycle ON service_checks(cycle_id);",
+        )
+        .expect("schema");
+        rw
+    }
+
+    fn legacy_cycle(rw: &Connection, id: &str, instant_s: i64) {
+        let text = jiff::Timestamp::from_second(instant_s)
+            .expect("ts")
+            .display_with_offset(jiff::tz::offset(-5))
+            .to_string();
+        rw.execute(
+            "INSERT INTO monitoring_cycles VALUES (?1, ?2, 1, 2, 3, 4, 5, 0, 1, 1.0, 200, 7)",
+            rusqlite::params![id, text],
+        )
+        .expect("cycle");
+        rw.execute(
+            "INSERT INTO service_checks (cycle_id, service_name, status, latency_ms)
+             VALUES (?1, 'api', 'healthy', 3.0)",
+            [id],
+        )
+        .expect("check");
+    }
+
+    /// On a database read from raw rows only, closed buckets are read once: new cycles show in
+    /// the open bucket, a closed bucket is not read again, another file is read afresh.
+    #[test]
+    fn closed_buckets_of_a_raw_only_database_are_read_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let t0 = 1_795_982_400_i64;
+        let rw = legacy_tables(&path);
+        for i in 0..720 {
+            legacy_cycle(&rw, &format!("c{i}"), t0 + 10 * i);
+        }
+        let reader = SqliteReader::new(&path);
+        let layout = (t0 + 7_200 - 30 * 120, 120, 31);
+        let cycles = |w: &Window| w.buckets.iter().map(|b| b.cycles.n).collect::<Vec<_>>();
+        let first = reader
+            .query(|q| q.window(layout.0, layout.1, layout.2))
+            .expect("window");
+        assert_eq!(first.buckets[0].cycles.n, 12);
+        assert!(
+            reader.closed.lock().expect("lock").len() >= 28,
+            "closed buckets kept"
+        );
+
+        legacy_cycle(&rw, "new", t0 + 7_200);
+        // A row the older tool never writes: one in a bucket that closed long ago.
+        legacy_cycle(&rw, "late", t0 + 7_200 - 30 * 120 + 5);
+        let second = reader
+            .query(|q| q.window(layout.0, layout.1, layout.2))
+            .expect("window");
+        assert_eq!(
+            second.buckets[30].cycles.n,
+            first.buckets[30].cycles.n + 1,
+            "the open bucket is read"
+        );
+        assert_eq!(
+            cycles(&second)[..30],
+            cycles(&first)[..30],
+            "closed buckets are kept"
+        );
+
+        // Another file at the same path: read afresh (the late row counts now).
+        drop(rw);
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).expect("copy");
+        std::fs::rename(&copy, &path).expect("replace");
+        let third = reader
+            .query(|q| q.window(layout.0, layout.1, layout.2))
+            .expect("window");
+        assert_eq!(third.buckets[0].cycles.n, 13);
     }
 
     #[test]
