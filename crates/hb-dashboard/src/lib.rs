@@ -41,6 +41,8 @@ pub struct Settings {
     pub mask_errors: bool,
     /// Origins allowed by CORS; empty means no CORS headers; `*` allows any origin.
     pub cors_origins: Vec<String>,
+    /// Latency thresholds that mark a service slow (`SERVICE_SLOW_MS[_<name>]`).
+    pub slow_ms: hb_core::SlowThresholds,
 }
 
 /// Shared state of every handler.
@@ -155,6 +157,7 @@ mod tests {
             tz: jiff::tz::TimeZone::UTC,
             mask_errors: true,
             cors_origins: vec!["http://a.example".into()],
+            slow_ms: hb_core::SlowThresholds::default(),
         };
         let _ = app(AppState::new(settings.clone()));
         let _ = app(AppState::new(Settings {

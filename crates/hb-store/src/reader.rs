@@ -790,6 +790,49 @@ impl Query<'_> {
         }
         Ok(())
     }
+
+    /// The instants (epoch ms) of the newest `limit` cycles, newest first: the dashboard
+    /// derives the agent's cycle interval from their spacing, so it can tell stale data from
+    /// fresh without knowing the agent's configuration.
+    pub fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, ReadError> {
+        if self.schema.has_ts_ms {
+            let mut st = self.conn.prepare_cached(
+                "SELECT ts_ms FROM monitoring_cycles WHERE ts_ms IS NOT NULL
+                  ORDER BY ts_ms DESC LIMIT ?1",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = st.query_map([limit], |r| r.get::<_, i64>(0))?;
+            return Ok(rows.collect::<Result<_, _>>()?);
+        }
+        // Without instants, strings do not sort as instants when offsets differ: as in
+        // `latest_cycle_id`, parse every row within two days of the greatest string.
+        let max: Option<String> = self
+            .conn
+            .prepare_cached("SELECT MAX(timestamp_lima) FROM monitoring_cycles")?
+            .query_row([], |r| r.get(0))?;
+        let Some(max) = max else {
+            return Ok(Vec::new());
+        };
+        let lo = max
+            .get(..10)
+            .and_then(|d| d.parse::<jiff::civil::Date>().ok())
+            .and_then(|d| d.checked_sub(jiff::Span::new().days(2)).ok())
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        let mut st = self.conn.prepare_cached(
+            "SELECT timestamp_lima FROM monitoring_cycles WHERE timestamp_lima >= ?1",
+        )?;
+        let mut rows = st.query([&lo])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            if let Some(ts) = parse_instant_ms(text(r, 0)?) {
+                out.push(ts);
+            }
+        }
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        out.truncate(limit);
+        Ok(out)
+    }
 }
 
 fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
