@@ -584,7 +584,9 @@ function dashboard() {
           line('Min–max band', b.upper, ACCENT, { borderWidth: 0, pointRadius: 0, fill: '-1', backgroundColor: alpha(ACCENT, 0.2) }),
           line('Avg latency', avg, ACCENT),
         ];
-        if (svc.slow_ms != null) {
+        // The threshold line only where it is in view of the data: far above, it would flatten it.
+        const top = Math.max(0, ...b.upper.filter((v) => v != null));
+        if (svc.slow_ms != null && top >= svc.slow_ms / 2) {
           sets.push(line('Slow above', avg.map(() => svc.slow_ms), '#e879f9', { borderWidth: 1, borderDash: [4, 4], pointRadius: 0 }));
         }
         plot(key, c, 'line', () => lineOptions({ legend: true }), labels, sets, {

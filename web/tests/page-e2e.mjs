@@ -308,12 +308,18 @@ async function demo(context, work) {
     const summary = await page.locator('canvas[data-chart="host-cpu"]').getAttribute('aria-label');
     assert.match(summary, /^CPU .*latest .* %, min .* %, max .* %, average .* %\.$/, `chart text alternative: ${summary}`);
 
+    // The demo's history is a minute old: the live range shows it best.
+    await page.locator('button[data-range="live"]').click();
     await page.locator('#tab-general').click();
-    await page.waitForTimeout(500);
+    await page.waitForTimeout(2500);
     await shoot(page, 'demo-general');
     await page.locator('#tab-services').click();
+    await page.locator('button[data-view="list"]').click();
     await page.waitForTimeout(500);
     await shoot(page, 'demo-services');
+    await page.locator('button[data-view="cards"]').click();
+    await page.waitForTimeout(500);
+    await shoot(page, 'demo-cards');
     await page.close();
   } finally {
     await stop(d.child);
