@@ -683,7 +683,7 @@ function dashboard() {
       const f = this.cur && this.cur.freshness;
       if (!f) return '';
       const every = f.interval_seconds == null ? 'an unknown interval' : `every ${f.interval_seconds} s`;
-      return `The agent wrote cycles ${every}; data older than ${f.stale_after_seconds} s is stale. Check that \`heartbeat agent\` runs.`;
+      return `The agent wrote cycles ${every}; data older than ${f.stale_after_seconds} s is stale. Check that the agent (heartbeat agent) is running.`;
     },
     get summaryText() {
       const n = this.svcList.length;
