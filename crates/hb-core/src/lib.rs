@@ -9,6 +9,7 @@ pub mod cycle;
 pub mod debounce;
 pub mod redact;
 pub mod schedule;
+pub mod slow;
 pub mod status;
 
 pub use alert::{AlertDelivery, AlertRecord, DeliveryState, late_message};
@@ -20,4 +21,5 @@ pub use check::CheckOutcome;
 pub use cycle::{CycleRecord, HostMetrics, InternetCheck, ServiceResult};
 pub use debounce::{Debouncer, Transition};
 pub use redact::redact_url;
+pub use slow::SlowThresholds;
 pub use status::{ServiceKind, ServiceStatus, compare_services};

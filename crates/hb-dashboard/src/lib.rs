@@ -37,6 +37,8 @@ pub struct Settings {
     pub mask_errors: bool,
     /// Origins allowed by CORS; empty means no CORS headers; `*` allows any origin.
     pub cors_origins: Vec<String>,
+    /// Latency thresholds that mark a service slow (`SERVICE_SLOW_MS[_<name>]`).
+    pub slow_ms: hb_core::SlowThresholds,
 }
 
 /// Shared state of every handler.
@@ -182,6 +184,7 @@ mod tests {
             tz: jiff::tz::TimeZone::UTC,
             mask_errors: true,
             cors_origins: vec!["http://a.example".into()],
+            slow_ms: hb_core::SlowThresholds::default(),
         };
         let state = AppState::new(settings.clone(), Arc::new(Absent));
         assert_eq!(state.read_concurrency(), 1, "at least one read at a time");

@@ -954,6 +954,54 @@ impl Query<'_> {
         }
         Ok(())
     }
+
+    /// The instants (epoch ms) of the newest `limit` cycles, newest first: the dashboard
+    /// derives the agent's cycle interval from their spacing, so it can tell stale data from
+    /// fresh without knowing the agent's configuration.
+    pub(crate) fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, ReadError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        if self.schema.has_ts_ms {
+            let mut st = self.conn.prepare_cached(
+                "SELECT ts_ms FROM monitoring_cycles WHERE ts_ms IS NOT NULL
+                  ORDER BY ts_ms DESC LIMIT ?1",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = st.query_map([limit], |r| r.get::<_, i64>(0))?;
+            return Ok(rows.collect::<Result<_, _>>()?);
+        }
+        // Without instants, texts do not sort as instants when offsets differ: read them
+        // newest text first, and stop below the smallest text a row later than the k-th newest
+        // instant found so far can have (see `TextBounds::lo`).
+        let bounds = self.text_bounds()?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT timestamp_lima FROM monitoring_cycles ORDER BY timestamp_lima DESC",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out: Vec<i64> = Vec::new();
+        let mut floor: Option<String> = None;
+        while let Some(r) = rows.next()? {
+            let ts = text(r, 0)?;
+            if floor.as_deref().is_some_and(|f| ts < f) {
+                break;
+            }
+            let Some(ms) = parse_instant_ms(ts) else {
+                continue;
+            };
+            out.push(ms);
+            if out.len() >= limit {
+                out.sort_unstable_by(|a, b| b.cmp(a));
+                out.truncate(limit);
+                if let Some(&kth) = out.last() {
+                    floor = Some(bounds.lo(kth.div_euclid(1000)));
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        out.truncate(limit);
+        Ok(out)
+    }
 }
 
 /// The interface on the reader: one read transaction per snapshot.
@@ -993,6 +1041,10 @@ impl Snapshot for Query<'_> {
 
     fn window(&self, start_s: i64, width_s: i64, count: usize) -> Result<Window, StoreError> {
         Ok(Query::window(self, start_s, width_s, count)?)
+    }
+
+    fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, StoreError> {
+        Ok(Query::recent_cycle_instants_ms(self, limit)?)
     }
 }
 

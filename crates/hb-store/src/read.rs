@@ -16,6 +16,10 @@ pub trait Snapshot {
 
     /// Aggregates `count` buckets of `width_s` seconds from `start_s` (epoch seconds).
     fn window(&self, start_s: i64, width_s: i64, count: usize) -> Result<Window, StoreError>;
+
+    /// The instants (epoch ms) of the newest `limit` cycles, newest first: the dashboard
+    /// derives the agent's cycle interval from their spacing.
+    fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, StoreError>;
 }
 
 /// A store the dashboard reads. Blocking: call it from a blocking thread.

@@ -44,6 +44,13 @@ impl Snapshot for Double {
         Ok(Vec::new())
     }
 
+    fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, StoreError> {
+        let newest = self.latest.as_ref().and_then(|c| c.ts_ms);
+        Ok(newest
+            .map(|ms| (0..limit as i64).map(|i| ms - 10_000 * i).collect())
+            .unwrap_or_default())
+    }
+
     fn window(&self, start_s: i64, width_s: i64, count: usize) -> Result<Window, StoreError> {
         self.asked
             .lock()

@@ -71,6 +71,7 @@ struct Opts {
     cors: Vec<String>,
     points: u32,
     tz: jiff::tz::TimeZone,
+    slow_ms: hb_core::SlowThresholds,
 }
 
 impl Default for Opts {
@@ -81,6 +82,7 @@ impl Default for Opts {
             cors: Vec::new(),
             points: 30,
             tz: jiff::tz::TimeZone::UTC,
+            slow_ms: hb_core::SlowThresholds::default(),
         }
     }
 }
@@ -98,6 +100,7 @@ async fn start_on(store: Arc<dyn hb_store::ReadStore>, opts: Opts) -> Server {
         tz: opts.tz,
         mask_errors: opts.mask,
         cors_origins: opts.cors,
+        slow_ms: opts.slow_ms,
     };
     let now_s = opts.now_s;
     let state = AppState::new(settings, store).with_clock(Arc::new(move || {
@@ -364,7 +367,7 @@ async fn live_range_exact_numbers() {
     );
     assert_eq!(
         m["stats"],
-        serde_json::json!({"max": 500.0, "avg": 300.0, "min": 100.0, "jitter": 400.0})
+        serde_json::json!({"max": 500.0, "avg": 300.0, "min": 100.0, "jitter": 400.0, "samples": 5})
     );
 
     let n = &j["network"];
@@ -376,7 +379,7 @@ async fn live_range_exact_numbers() {
     );
     assert_eq!(
         n["stats"],
-        serde_json::json!({"max": 50.0, "avg": 27.5, "min": 10.0, "jitter": 40.0})
+        serde_json::json!({"max": 50.0, "avg": 27.5, "min": 10.0, "jitter": 40.0, "samples": 4})
     );
 
     let names: Vec<&str> = j["services"]
@@ -1288,3 +1291,135 @@ async fn long_ranges_from_rollups_keep_removed_services_until_they_age_out() {
 }
 
 use hb_testkit::require;
+
+/// Phase 1 of the page work: the keys added beside the contract (freshness, per-bucket status
+/// counts and latency min/max, the slow mark, sample counts), on the tiny five-cycle database.
+#[tokio::test]
+async fn added_keys_status_counts_min_max_freshness_and_slow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("m.db");
+    write_with_writer(&db, &tiny_cycles());
+    let slow_ms = hb_core::SlowThresholds {
+        default_ms: Some(50.0),
+        per_service: [("cache".to_owned(), None)].into_iter().collect(),
+    };
+    let srv = start(
+        &db,
+        Opts {
+            slow_ms,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let (status, j) = srv.json("/api/live?range=live").await;
+    assert_eq!(status, 200, "{j}");
+    let h = &j["history"];
+    // Cycles fall in buckets 24, 25, 26, 29, 30 (see live_range_exact_numbers).
+    let counts = |name: &str, i: usize| h["services_status"][name][i].clone();
+    assert_eq!(counts("api", 23), Value::Null, "empty bucket");
+    assert_eq!(counts("api", 24), serde_json::json!({"healthy": 1}));
+    assert_eq!(counts("api", 27), Value::Null, "gap");
+    assert_eq!(counts("api", 30), serde_json::json!({"error": 1}));
+    assert_eq!(counts("cache", 29), serde_json::json!({"down": 1}));
+    assert_eq!(counts("alpha-db", 30), serde_json::json!({"timeout": 1}));
+    for name in ["api", "Beta", "alpha-db", "cache"] {
+        let series = h["services_status"][name].as_array().expect("series");
+        assert_eq!(series.len(), 31, "{name}");
+        let total: u64 = series
+            .iter()
+            .filter_map(Value::as_object)
+            .flat_map(|o| o.values().filter_map(Value::as_u64))
+            .sum();
+        assert_eq!(total, 5, "{name}: one count per check");
+    }
+    assert_eq!(h["services_min"]["api"][24], 10.0);
+    assert_eq!(h["services_max"]["api"][30], 100.0);
+    assert_eq!(h["services_min"]["alpha-db"][30], Value::Null, "no latency");
+    assert_eq!(h["ping_min"][24], 10.0);
+    assert_eq!(h["ping_max"][30], 50.0);
+    assert_eq!(h["ping_min"][29], Value::Null, "offline cycle");
+
+    // The newest cycle is 4 s old; the cycles are about 10 s apart.
+    assert_eq!(
+        j["freshness"],
+        serde_json::json!({
+            "last_cycle_ms": (NOW / 10 * 10 + 1) * 1000,
+            "age_seconds": 4.0,
+            "interval_seconds": 10.0,
+            "stale_after_seconds": 30.0,
+            "stale": false,
+        })
+    );
+
+    let by_name = |name: &str| {
+        j["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .expect("service")
+    };
+    let api = by_name("api");
+    assert_eq!(
+        (api["slow_ms"].clone(), api["slow"].clone()),
+        (50.0.into(), true.into())
+    );
+    assert_eq!(api["status"], "error", "slow never changes the status");
+    assert_eq!(by_name("Beta")["slow"], false);
+    assert_eq!(by_name("alpha-db")["slow"], false, "no answer is not slow");
+    assert_eq!(by_name("cache")["slow_ms"], Value::Null, "off");
+    assert_eq!(api["stats"]["latency_samples"], 5);
+    assert_eq!(by_name("alpha-db")["stats"]["latency_samples"], 4);
+
+    // An hour later with no new cycle: stale, and the live window is empty.
+    let later = start(
+        &db,
+        Opts {
+            now_s: NOW + 3_600,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let (status, j) = later.json("/api/live?range=live").await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["freshness"]["stale"], true);
+    assert_eq!(j["freshness"]["age_seconds"], 3_604.0);
+    assert_eq!(j["services"][0]["stats"]["latency_samples"], 0);
+    assert_eq!(
+        j["services"][0]["stats"]["max"], 0.0,
+        "the contract's 0 stays"
+    );
+    assert!(nulls(&j["history"]["services_status"]["api"], 31));
+}
+
+/// The interval comes from the data on the original tool's schema too (no `ts_ms`, mixed
+/// offsets, so strings do not sort as instants).
+#[tokio::test]
+async fn freshness_on_the_original_schema_with_mixed_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("legacy.db");
+    let base = (NOW / 10 * 10) * 1000;
+    let cycles: Vec<CycleRecord> = (0..8)
+        .map(|i| {
+            let ts = base - (7 - i as i64) * 60_000;
+            cycle(
+                i,
+                ts,
+                1.0,
+                Some(1.0),
+                Some(200),
+                100,
+                vec![svc("web", "http://web/", CheckOutcome::healthy(Some(1.0)))],
+            )
+        })
+        .collect();
+    write_legacy(&db, &cycles, |i| if i % 2 == 0 { -5 } else { 0 });
+    let srv = start(&db, Opts::default()).await;
+    let (status, j) = srv.json("/api/live?range=1h").await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["freshness"]["interval_seconds"], 60.0);
+    assert_eq!(j["freshness"]["age_seconds"], 5.0);
+    assert_eq!(j["freshness"]["stale_after_seconds"], 180.0);
+    assert_eq!(j["freshness"]["stale"], false);
+}

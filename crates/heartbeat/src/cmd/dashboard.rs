@@ -58,6 +58,7 @@ pub fn app_state(config: &DashboardConfig) -> hb_dashboard::AppState {
         tz: config.tz.clone(),
         mask_errors: config.mask_errors,
         cors_origins: config.cors_origins.clone(),
+        slow_ms: config.slow_ms.clone(),
     };
     hb_dashboard::AppState::new(settings, crate::stores::dashboard_store(config)).with_analytics(
         hb_dashboard::assets::Analytics::from_settings(

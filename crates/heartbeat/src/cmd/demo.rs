@@ -39,6 +39,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("SQLITE_DB_PATH", DEMO_DB),
     ("DASHBOARD_BIND", "127.0.0.1:8000"),
     ("DASHBOARD_MASK_ERRORS", "false"),
+    // The mock's `slow` service answers after 1.2 s: the page marks it slow, still healthy.
+    ("SERVICE_SLOW_MS", "1000"),
 ];
 
 pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
