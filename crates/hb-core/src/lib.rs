@@ -7,6 +7,7 @@ pub mod alerting;
 pub mod check;
 pub mod cycle;
 pub mod debounce;
+pub mod incident;
 pub mod redact;
 pub mod schedule;
 pub mod slow;

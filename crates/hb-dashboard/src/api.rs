@@ -79,7 +79,7 @@ pub(crate) async fn read<T: Send + 'static>(
 pub(crate) async fn index() -> impl IntoResponse {
     Json(json!({
         "name": "heartbeat dashboard",
-        "routes": ["/api/live?range=1h", "/api/alerts?limit=50", "/metrics", "/health"],
+        "routes": ["/api/live?range=1h", "/api/alerts?limit=50", "/api/incidents?range=24h", "/metrics", "/health"],
     }))
 }
 

@@ -60,7 +60,7 @@ fn pct(part: u64, total: u64) -> f64 {
     }
 }
 
-fn service_type(url: Option<&str>) -> &'static str {
+pub(crate) fn service_type(url: Option<&str>) -> &'static str {
     match url.and_then(hb_core::ServiceKind::of_url) {
         Some(k) => k.as_str(),
         None => "unknown",

@@ -6,6 +6,7 @@
 
 mod closed;
 mod error;
+mod incidents;
 mod migrate;
 mod offsets;
 pub mod reader;

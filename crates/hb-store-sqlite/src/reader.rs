@@ -19,8 +19,8 @@ use hb_core::aggregate::{
     Counts, CycleAcc, ServiceAcc, Stat, bucket_index, stored_status, tier_ranges,
 };
 use hb_store::{
-    AlertRow, BucketAcc, CheckRow, LatestCycle, ReadStore, Snapshot, Source, StoreError, StoreInfo,
-    Window,
+    AlertRow, BucketAcc, CheckRow, IncidentRow, LatestCycle, ReadStore, Snapshot, Source,
+    StoreError, StoreInfo, Window,
 };
 
 /// Why a read failed, inside this module; the store's [`StoreError`] at the interface.
@@ -99,6 +99,7 @@ pub(crate) struct SchemaInfo {
     pub has_alerts: bool,
     /// The alerts table has the outbox columns (`delivery_state`, `redelivered_at`).
     pub has_alert_outbox: bool,
+    pub has_incidents: bool,
     /// `Some(ms)` when rollups exist and cover every cycle from `ms` on.
     pub rollups_from_ms: Option<i64>,
 }
@@ -372,6 +373,7 @@ fn probe_schema(conn: &Connection) -> Result<SchemaInfo, ReadError> {
         has_ts_ms,
         has_alerts: has("alerts"),
         has_alert_outbox,
+        has_incidents: has("incidents"),
         rollups_from_ms: rollups_from_ms.filter(|_| has_ts_ms),
     })
 }
@@ -958,6 +960,52 @@ impl Query<'_> {
     /// The instants (epoch ms) of the newest `limit` cycles, newest first: the dashboard
     /// derives the agent's cycle interval from their spacing, so it can tell stale data from
     /// fresh without knowing the agent's configuration.
+    /// See [`Snapshot::incidents`].
+    pub(crate) fn incidents(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<IncidentRow>, ReadError> {
+        if !self.schema.has_incidents {
+            return Ok(Vec::new());
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, service_name, started_ms, started_at, last_bad_ms, ended_ms, ended_at,
+                    checks, error, timeout, down, unknown, first_status, last_status,
+                    first_code, last_code, first_reason, last_reason
+               FROM incidents
+              WHERE started_ms < ?2 AND (ended_ms IS NULL OR ended_ms >= ?1)
+              ORDER BY started_ms DESC, id DESC LIMIT ?3",
+        )?;
+        let count = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<u64> {
+            Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+        };
+        let rows = st.query_map(params![from_ms, to_ms, limit], |r| {
+            Ok(IncidentRow {
+                id: r.get(0)?,
+                service: r.get(1)?,
+                started_ms: r.get(2)?,
+                started_at: r.get(3)?,
+                last_bad_ms: r.get(4)?,
+                ended_ms: r.get(5)?,
+                ended_at: r.get(6)?,
+                checks: count(r, 7)?,
+                error: count(r, 8)?,
+                timeout: count(r, 9)?,
+                down: count(r, 10)?,
+                unknown: count(r, 11)?,
+                first_status: stored_status(text(r, 12)?),
+                last_status: stored_status(text(r, 13)?),
+                first_code: r.get(14)?,
+                last_code: r.get(15)?,
+                first_reason: r.get(16)?,
+                last_reason: r.get(17)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub(crate) fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, ReadError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -1045,6 +1093,15 @@ impl Snapshot for Query<'_> {
 
     fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, StoreError> {
         Ok(Query::recent_cycle_instants_ms(self, limit)?)
+    }
+
+    fn incidents(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<IncidentRow>, StoreError> {
+        Ok(Query::incidents(self, from_ms, to_ms, limit)?)
     }
 }
 

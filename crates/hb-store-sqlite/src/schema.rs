@@ -159,6 +159,34 @@ UPDATE alerts
  WHERE delivery_state IS NULL;
 ";
 
+// One row per outage of a service: from its first bad check (`started_*`) to the first healthy
+// check after it (`ended_*`, NULL while it goes on), with the count of its bad checks by status
+// and the first and last status and reason. Written inside each cycle's transaction.
+const INCIDENTS: &str = "
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    service_name TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    last_bad_ms INTEGER NOT NULL,
+    ended_ms INTEGER,
+    ended_at TEXT,
+    checks INTEGER NOT NULL,
+    error INTEGER NOT NULL DEFAULT 0,
+    timeout INTEGER NOT NULL DEFAULT 0,
+    down INTEGER NOT NULL DEFAULT 0,
+    unknown INTEGER NOT NULL DEFAULT 0,
+    first_status TEXT NOT NULL,
+    last_status TEXT NOT NULL,
+    first_code INTEGER,
+    last_code INTEGER,
+    first_reason TEXT,
+    last_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_incidents_open ON incidents(service_name) WHERE ended_ms IS NULL;
+CREATE INDEX IF NOT EXISTS idx_incidents_started ON incidents(started_ms);
+";
+
 /// Every migration, in order. `MIGRATIONS[i].version == i + 1`.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -219,6 +247,11 @@ pub const MIGRATIONS: &[Migration] = &[
             columns: &["item", "created_ms"],
         }],
     },
+    Migration::sql_only(
+        5,
+        "incidents: every run of bad checks of a service, open or ended",
+        INCIDENTS,
+    ),
 ];
 
 /// The schema version a fully migrated database records in `PRAGMA user_version`.

@@ -15,7 +15,7 @@ use rusqlite::{
 
 use hb_store::Outbox;
 
-use crate::{migrate, rollup};
+use crate::{incidents, migrate, rollup};
 
 /// How long a write waits for another connection's lock before failing with "busy".
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -83,6 +83,7 @@ pub struct Writer {
     conn: Connection,
     path: PathBuf,
     rollups: rollup::RollupCache,
+    incidents: incidents::OpenIncidents,
 }
 
 impl Writer {
@@ -145,6 +146,7 @@ impl Writer {
             conn,
             path: path.to_path_buf(),
             rollups: rollup::RollupCache::default(),
+            incidents: incidents::OpenIncidents::default(),
         })
     }
 
@@ -167,19 +169,29 @@ impl Writer {
             std::slice::from_ref(cycle),
             alerts,
             &mut self.rollups,
+            &mut self.incidents,
         );
         if result.is_err() {
-            // Rolled back: the cached rollup blocks may hold what was not written.
+            // Rolled back: the cached rollup blocks and open incidents may hold what was not
+            // written.
             self.rollups.clear();
+            self.incidents.clear();
         }
         result
     }
 
     /// Writes many cycles in one transaction (bulk loads such as test databases).
     pub fn record_cycles(&mut self, cycles: &[CycleRecord]) -> Result<(), SqliteError> {
-        let result = write_cycles(&mut self.conn, cycles, &[], &mut self.rollups);
+        let result = write_cycles(
+            &mut self.conn,
+            cycles,
+            &[],
+            &mut self.rollups,
+            &mut self.incidents,
+        );
         if result.is_err() {
             self.rollups.clear();
+            self.incidents.clear();
         }
         result
     }
@@ -292,16 +304,18 @@ impl Writer {
     }
 }
 
-/// One `BEGIN IMMEDIATE … COMMIT` holding `cycles`, their service rows, `alerts` and rollups.
+/// One `BEGIN IMMEDIATE … COMMIT` holding `cycles`, their service rows, `alerts`, rollups and
+/// incidents.
 fn write_cycles(
     conn: &mut Connection,
     cycles: &[CycleRecord],
     alerts: &[AlertRecord],
     rollups: &mut rollup::RollupCache,
+    open_incidents: &mut incidents::OpenIncidents,
 ) -> Result<(), SqliteError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for cycle in cycles {
-        insert_cycle(&tx, cycle, rollups)?;
+        insert_cycle(&tx, cycle, rollups, open_incidents)?;
     }
     for alert in alerts {
         insert_alert(&tx, alert)?;
@@ -314,6 +328,7 @@ fn insert_cycle(
     tx: &Transaction<'_>,
     cycle: &CycleRecord,
     rollups: &mut rollup::RollupCache,
+    open_incidents: &mut incidents::OpenIncidents,
 ) -> rusqlite::Result<()> {
     let inserted = tx.prepare_cached(INSERT_CYCLE)?.execute(rusqlite::params![
         cycle.id,
@@ -346,7 +361,8 @@ fn insert_cycle(
             service.outcome.reason,
         ])?;
     }
-    rollup::apply(tx, cycle, rollups)
+    rollup::apply(tx, cycle, rollups)?;
+    incidents::apply(tx, cycle, open_incidents)
 }
 
 fn insert_alert(tx: &Transaction<'_>, alert: &AlertRecord) -> rusqlite::Result<()> {

@@ -17,5 +17,7 @@ mod write;
 pub use durable::{DurableWriter, PendingOp, WriteReport};
 pub use error::{ErrorKind, StoreError};
 pub use read::{ReadStore, Snapshot};
-pub use rows::{AlertRow, BucketAcc, CheckRow, LatestCycle, Source, StoreInfo, Window};
+pub use rows::{
+    AlertRow, BucketAcc, CheckRow, IncidentRow, LatestCycle, Source, StoreInfo, Window,
+};
 pub use write::{Maintenance, OpenWriteStore, Outbox, WriteStore};

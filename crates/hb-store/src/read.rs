@@ -1,7 +1,7 @@
 //! The read interface: everything the dashboard asks, inside one consistent snapshot per
 //! request. No method here writes, and nothing that holds only a [`ReadStore`] can reach a write.
 
-use crate::{AlertRow, LatestCycle, StoreError, StoreInfo, Window};
+use crate::{AlertRow, IncidentRow, LatestCycle, StoreError, StoreInfo, Window};
 
 /// The queries of one snapshot: every answer within one call of [`ReadStore::snapshot`] sees
 /// the same state of the store.
@@ -20,6 +20,15 @@ pub trait Snapshot {
     /// The instants (epoch ms) of the newest `limit` cycles, newest first: the dashboard
     /// derives the agent's cycle interval from their spacing.
     fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, StoreError>;
+
+    /// Incidents that overlap `[from_ms, to_ms)` (ongoing ones included), newest start first,
+    /// at most `limit`; empty when the store predates incidents.
+    fn incidents(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<IncidentRow>, StoreError>;
 }
 
 /// A store the dashboard reads. Blocking: call it from a blocking thread.

@@ -103,3 +103,31 @@ pub struct StoreInfo {
     /// `Some(ms)` when rollups exist and cover every cycle from `ms` on.
     pub rollups_from_ms: Option<i64>,
 }
+
+/// One incident: a run of bad checks of a service (see `hb_core::incident`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub service: String,
+    pub started_ms: i64,
+    /// As stored: ISO-8601 in the agent's `TZ`.
+    pub started_at: String,
+    /// The last bad check.
+    pub last_bad_ms: i64,
+    /// The first healthy check after it; `None` while it goes on.
+    pub ended_ms: Option<i64>,
+    pub ended_at: Option<String>,
+    /// Bad checks, and how many of each bad status.
+    pub checks: u64,
+    pub error: u64,
+    pub timeout: u64,
+    pub down: u64,
+    pub unknown: u64,
+    pub first_status: ServiceStatus,
+    pub last_status: ServiceStatus,
+    pub first_code: Option<i64>,
+    pub last_code: Option<i64>,
+    /// Raw reasons: mask them before showing them (they may name internal hosts).
+    pub first_reason: Option<String>,
+    pub last_reason: Option<String>,
+}

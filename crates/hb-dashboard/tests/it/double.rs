@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use hb_core::ServiceStatus;
 use hb_core::aggregate::ServiceAcc;
 use hb_store::{
-    AlertRow, BucketAcc, CheckRow, ErrorKind, LatestCycle, ReadStore, Snapshot, Source, StoreError,
-    StoreInfo, Window,
+    AlertRow, BucketAcc, CheckRow, ErrorKind, IncidentRow, LatestCycle, ReadStore, Snapshot,
+    Source, StoreError, StoreInfo, Window,
 };
 
 use super::{NOW, Opts, start_on};
@@ -41,6 +41,15 @@ impl Snapshot for Double {
     }
 
     fn alerts(&self, _limit: u32) -> Result<Vec<AlertRow>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn incidents(
+        &self,
+        _from_ms: i64,
+        _to_ms: i64,
+        _limit: u32,
+    ) -> Result<Vec<IncidentRow>, StoreError> {
         Ok(Vec::new())
     }
 

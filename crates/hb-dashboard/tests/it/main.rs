@@ -1423,3 +1423,80 @@ async fn freshness_on_the_original_schema_with_mixed_offsets() {
     assert_eq!(j["freshness"]["stale_after_seconds"], 180.0);
     assert_eq!(j["freshness"]["stale"], false);
 }
+
+/// `/api/incidents`: a service bad since its first check is an ongoing incident (it never
+/// alerted), an outage that ended has its length, reasons are masked, and a database without
+/// the incidents table answers an empty list.
+#[tokio::test]
+async fn incidents_list_outages_in_the_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("m.db");
+    let base_ms = (NOW - 600) * 1000;
+    let cycles: Vec<_> = (0..60)
+        .map(|i| {
+            let api = if (20..25).contains(&i) {
+                with_reason(
+                    CheckOutcome::down("x"),
+                    &format!("Connection refused by {SECRET}"),
+                )
+            } else {
+                CheckOutcome::healthy(Some(5.0))
+            };
+            cycle(
+                i,
+                base_ms + i as i64 * 10_000,
+                10.0,
+                Some(3.0),
+                Some(200),
+                20,
+                vec![
+                    svc("api", "http://api.internal/health", api),
+                    svc(
+                        "db",
+                        "docker:db",
+                        CheckOutcome::down("Container state: exited"),
+                    ),
+                ],
+            )
+        })
+        .collect();
+    write_with_writer(&db, &cycles);
+    let server = start(&db, Opts::default()).await;
+    let (status, j) = server.json("/api/incidents?range=1h").await;
+    assert_eq!(status, 200, "{j}");
+    let list = j["incidents"].as_array().expect("list");
+    assert_eq!(list.len(), 2, "{j}");
+    let db_incident = &list[1];
+    assert_eq!(list[0]["service"], "api", "newest start first: {j}");
+    assert_eq!(db_incident["service"], "db");
+    assert_eq!(db_incident["ongoing"], true);
+    assert_eq!(db_incident["ended"], Value::Null);
+    assert_eq!(db_incident["checks"], 60);
+    assert_eq!(db_incident["started"], base_ms as f64 / 1000.0);
+    let api = &list[0];
+    assert_eq!(api["ongoing"], false);
+    assert_eq!(api["duration_seconds"], 50.0);
+    assert_eq!(api["duration"], "50 s");
+    assert_eq!(api["statuses"], serde_json::json!({"down": 5}));
+    assert!(!j.to_string().contains(SECRET), "reasons are masked: {j}");
+    assert_eq!(api["last_reason"], "Service Unavailable");
+
+    let (status, j) = server.json("/api/incidents?range=5m").await;
+    assert_eq!(status, 400, "{j}");
+    let (status, _) = server.json("/api/incidents?range=1h&limit=0").await;
+    assert_eq!(status, 400);
+    // Only what overlaps the range: the api outage ended before the `live` window began.
+    let (_, j) = server.json("/api/incidents?range=live").await;
+    assert_eq!(j["count"], 1, "{j}");
+
+    // The original tool's schema has no incidents table.
+    let legacy = dir.path().join("legacy.db");
+    write_legacy(&legacy, &cycles, |_| 0);
+    let old = start(&legacy, Opts::default()).await;
+    let (status, j) = old.json("/api/incidents?range=24h").await;
+    assert_eq!(
+        (status, j["count"].clone()),
+        (200, serde_json::json!(0)),
+        "{j}"
+    );
+}

@@ -3,6 +3,7 @@
 mod alerts;
 mod atomic;
 mod crash;
+mod incidents;
 mod off_grid;
 mod queue;
 mod schema;
