@@ -21,6 +21,7 @@ const CURRENT_EVERY_MS = 5000;
 const REQUEST_TIMEOUT_MS = 10000;
 const ALERTS_LIMIT = 20;
 const ALERTS_EVERY_MS = 10000;
+const INCIDENTS_LIMIT = 50;
 const DELIVERY_ATTEMPTS = 3;
 // The overview draws at most this many services (the slowest), each in its own colour.
 const OVERVIEW_MAX = 6;
@@ -357,6 +358,8 @@ function dashboard() {
     svcList: [],
     alerts: [],
     alertsError: '',
+    incidents: [],
+    incidentsError: '',
     state: 'loading', // loading | ok | empty | unreachable
     failure: '',
     lastGoodAt: 0,
@@ -394,6 +397,7 @@ function dashboard() {
       if (id === this.range) return;
       this.range = id;
       this.saveHash();
+      alertsAt = 0; // the incidents follow the range
       this.poll();
     },
 
@@ -507,6 +511,7 @@ function dashboard() {
 
     async refreshAlerts() {
       alertsAt = Date.now();
+      await this.refreshIncidents();
       try {
         const res = await getJson(`/api/alerts?limit=${ALERTS_LIMIT}`);
         if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
@@ -516,6 +521,26 @@ function dashboard() {
       } catch (e) {
         this.alertsError = `Alert history unavailable (${e.message}).`;
       }
+    },
+
+    // The outages of the range, from the data (runs of bad checks), not only from alerts.
+    async refreshIncidents() {
+      try {
+        const res = await getJson(`/api/incidents?range=${encodeURIComponent(this.range)}&limit=${INCIDENTS_LIMIT}`);
+        if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+        this.incidents = (res.body && res.body.incidents) || [];
+        this.incidentsError = '';
+      } catch (e) {
+        this.incidentsError = `Incidents unavailable (${e.message}).`;
+      }
+    },
+    incidentEnd(i) {
+      if (i.ongoing) return 'ongoing';
+      if (i.ended == null) return 'no longer checked';
+      return `until ${dateTime(i.ended * 1000)}`;
+    },
+    incidentStatuses(i) {
+      return Object.entries(i.statuses || {}).map(([k, n]) => `${k} ${n}`).join(', ');
     },
 
     draw() {

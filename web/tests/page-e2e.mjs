@@ -252,6 +252,17 @@ async function demo(context, work) {
     assert.match(await page.getByTestId('slow-note').innerText(), /slow/);
     step(`summary: "${n} of ${total} failing", title and tab count`);
 
+    // `down` has failed since its first check: it never alerted, and it is an ongoing incident.
+    const incident = page.locator('li.incident[data-service="down"]');
+    await incident.waitFor({ timeout: 15000 });
+    const incidentText = await incident.innerText();
+    assert.match(incidentText, /ongoing/, incidentText);
+    assert.match(incidentText, /from \d{4}-\d\d-\d\d \d\d:\d\d|from \d\d:\d\d/, incidentText);
+    const incidents = await getJson(`${d.base}/api/incidents?range=30d`);
+    const down = incidents.incidents.find((i) => i.service === 'down');
+    assert.ok(down && down.ongoing && down.ended === null, `the API's incident: ${JSON.stringify(down)}`);
+    step('an ongoing incident for a service bad since its first check');
+
     // Flip `healthy` down on the mock: failing within one short poll, on 30d.
     await page.waitForTimeout(1000);
     const before = requests.length;

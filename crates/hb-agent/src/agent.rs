@@ -347,6 +347,7 @@ fn process_alerts(
         worker,
         internet_online: cycle.internet.online,
         time_text: &time_text,
+        now_ms: cycle.timestamp_ms,
     });
     drafts
         .into_iter()
