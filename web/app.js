@@ -21,7 +21,8 @@ const CURRENT_EVERY_MS = 5000;
 const REQUEST_TIMEOUT_MS = 10000;
 const ALERTS_LIMIT = 20;
 const ALERTS_EVERY_MS = 10000;
-const INCIDENTS_LIMIT = 50;
+const INCIDENTS_LIMIT = 200;
+const INCIDENTS_SHOWN = 8;
 const DELIVERY_ATTEMPTS = 3;
 // The overview draws at most this many services (the slowest), each in its own colour.
 const OVERVIEW_MAX = 6;
@@ -360,6 +361,7 @@ function dashboard() {
     alertsError: '',
     incidents: [],
     incidentsError: '',
+    incidentsAll: false,
     state: 'loading', // loading | ok | empty | unreachable
     failure: '',
     lastGoodAt: 0,
@@ -533,6 +535,11 @@ function dashboard() {
       } catch (e) {
         this.incidentsError = `Incidents unavailable (${e.message}).`;
       }
+    },
+    // The first few, ongoing ones first; all of them on request.
+    get incidentsShown() {
+      const sorted = [...this.incidents].sort((a, b) => (b.ongoing - a.ongoing) || (b.started - a.started));
+      return this.incidentsAll ? sorted : sorted.slice(0, INCIDENTS_SHOWN);
     },
     incidentEnd(i) {
       if (i.ongoing) return 'ongoing';
