@@ -11,11 +11,13 @@
 mod durable;
 mod error;
 mod read;
+mod retention;
 mod rows;
 mod write;
 
 pub use durable::{DurableWriter, PendingOp, WriteReport};
 pub use error::{ErrorKind, StoreError};
 pub use read::{ReadStore, Snapshot};
+pub use retention::{DAY_MS, Retention};
 pub use rows::{AlertRow, BucketAcc, CheckRow, LatestCycle, Source, StoreInfo, Window};
 pub use write::{Maintenance, OpenWriteStore, Outbox, WriteStore};
