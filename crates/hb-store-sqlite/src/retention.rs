@@ -1,8 +1,8 @@
 //! Deleting what is past its retention, in small transactions on the writer's connection: raw
-//! cycles with their service checks (only once the rollups cover them), rollup blocks per tier,
-//! alerts; then giving freed pages back to the file system in bounded steps where the database
-//! allows it (`auto_vacuum = INCREMENTAL`, which new databases get). Never builds rollups (that
-//! is `backfill`) and never touches a cycle the rollups do not cover.
+//! cycles with their service checks (only those the rollups cover: from `covered_from_ms` on),
+//! rollup blocks per tier, alerts; then giving freed pages back to the file system in bounded
+//! steps where the database allows it (`auto_vacuum = INCREMENTAL`, which new databases get).
+//! Never builds rollups (that is `backfill`) and never touches a cycle the rollups do not cover.
 
 use hb_core::aggregate::TIERS_S;
 use hb_store::Retention;
@@ -42,16 +42,20 @@ fn changes(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// The instant before which raw cycles may go: past their retention and covered by rollups.
-pub(crate) fn raw_cutoff_ms(
+/// The raw cycles that may go: `[covered_from_ms, now − retention)`. Rows before
+/// `covered_from_ms` are the ones no rollup holds yet (the reader answers them from raw rows),
+/// so they wait for the backfill to lower `covered_from_ms` below them. `None` when raw rows are
+/// kept forever.
+pub(crate) fn raw_prunable_ms(
     conn: &Connection,
     retention: &Retention,
     now_ms: i64,
-) -> rusqlite::Result<Option<i64>> {
+) -> rusqlite::Result<Option<(i64, i64)>> {
     let Some(cutoff) = Retention::cutoff_ms(retention.raw_days, now_ms) else {
         return Ok(None);
     };
-    Ok(Some(cutoff.min(backfill::covered_from(conn)?)))
+    let covered = backfill::covered_from(conn)?;
+    Ok((covered < cutoff).then_some((covered, cutoff)))
 }
 
 /// One step: the first kind of row that has something past its retention loses up to one
@@ -79,12 +83,13 @@ fn delete_step(
 ) -> rusqlite::Result<Pruned> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut pruned = Pruned::default();
-    if let Some(cutoff) = raw_cutoff_ms(&tx, retention, now_ms)? {
+    if let Some((from, cutoff)) = raw_prunable_ms(&tx, retention, now_ms)? {
         let victims: Vec<(i64, String)> = tx
             .prepare_cached(
-                "SELECT rowid, id FROM monitoring_cycles WHERE ts_ms < ?1 ORDER BY ts_ms LIMIT ?2",
+                "SELECT rowid, id FROM monitoring_cycles WHERE ts_ms >= ?1 AND ts_ms < ?2 \
+                 ORDER BY ts_ms LIMIT ?3",
             )?
-            .query_map(params![cutoff, CYCLES_PER_STEP], |r| {
+            .query_map(params![from, cutoff, CYCLES_PER_STEP], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?
             .collect::<rusqlite::Result<_>>()?;

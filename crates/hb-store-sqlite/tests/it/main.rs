@@ -2,6 +2,7 @@
 
 mod alerts;
 mod atomic;
+mod backfill;
 mod crash;
 mod queue;
 mod schema;
