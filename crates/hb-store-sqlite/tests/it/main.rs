@@ -5,6 +5,7 @@ mod atomic;
 mod backfill;
 mod crash;
 mod queue;
+mod retention;
 mod schema;
 mod support;
 mod upgrade;
