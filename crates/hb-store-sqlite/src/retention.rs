@@ -10,17 +10,20 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::backfill;
 
-/// Raw cycles deleted per transaction at most (with their checks: ~10,000 rows at 20 services).
-pub(crate) const CYCLES_PER_STEP: i64 = 500;
+/// Raw cycles deleted per transaction at most, with their checks: at 20 services ~500 rows,
+/// each in five b-trees, a few milliseconds (measured ~0.2 ms a cycle, docs/BENCHMARKS.md), so
+/// a cycle that arrives meanwhile waits no more than that.
+pub(crate) const CYCLES_PER_STEP: i64 = 25;
 /// Alerts deleted per transaction at most.
-const ALERTS_PER_STEP: i64 = 500;
-/// Blocks of one tier deleted per transaction at most (times the services).
-const BLOCKS_PER_STEP: i64 = 360;
+const ALERTS_PER_STEP: i64 = 100;
+/// Blocks of one tier deleted per transaction at most (times the services; a key range).
+const BLOCKS_PER_STEP: i64 = 60;
 /// Free pages kept in the file rather than given back: the next hours' cycles reuse them, and
 /// giving back every page only for the file to grow again churns the disk. 2 MiB at 4 KiB pages.
 const KEEP_FREE_PAGES: i64 = 512;
-/// Pages given back per step at most (4 MiB at 4 KiB pages).
-const VACUUM_PAGES_PER_STEP: i64 = 1_024;
+/// Pages given back per step at most (1 MiB at 4 KiB pages): each moved page rewrites its
+/// parent's pointer, so a step stays a few milliseconds.
+const VACUUM_PAGES_PER_STEP: i64 = 256;
 
 /// What one pruning step deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -168,7 +171,10 @@ fn vacuum_step(conn: &Connection) -> rusqlite::Result<u64> {
     if give <= 0 {
         return Ok(0);
     }
-    conn.execute_batch(&format!("PRAGMA incremental_vacuum({give})"))?;
+    // Each step of the statement frees one page: run it to its end.
+    let mut vacuum = conn.prepare(&format!("PRAGMA incremental_vacuum({give})"))?;
+    let mut rows = vacuum.query([])?;
+    while rows.next()?.is_some() {}
     let after: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
     Ok(u64::try_from(free - after).unwrap_or(0))
 }
