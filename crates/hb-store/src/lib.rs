@@ -20,6 +20,7 @@ pub use error::{ErrorKind, StoreError};
 pub use read::{ReadStore, Snapshot};
 pub use retention::{DAY_MS, Retention};
 pub use rows::{
-    AlertRow, BucketAcc, CheckRow, IncidentRow, LatestCycle, Source, StoreInfo, Window,
+    AlertRow, BackfillProgress, BucketAcc, CheckRow, IncidentRow, LatestCycle, Source, StoreInfo,
+    Window,
 };
 pub use write::{Maintenance, OpenWriteStore, Outbox, WriteStore};
