@@ -559,7 +559,7 @@ impl Query<'_> {
         if !self.schema.has_ts_ms && self.schema.rollups_from_ms.is_none() {
             return self.raw_only_window(start_s, width_s, count);
         }
-        let mut buckets = vec![BucketAcc::default(); count];
+        let buckets = vec![BucketAcc::default(); count];
         let end_s = start_s + width_s * count as i64;
         let minute_grid = width_s % 60 == 0 && start_s % 60 == 0;
         let split_s = match self.schema.rollups_from_ms {
@@ -573,16 +573,37 @@ impl Query<'_> {
         if !minute_grid && self.schema.rollups_from_ms.is_some() {
             return self.off_grid_window(buckets, start_s, width_s, end_s);
         }
-        if split_s > start_s {
-            self.raw_into(&mut buckets, start_s, width_s, start_s, split_s)?;
-        }
-        if split_s < end_s {
-            self.rollups_into(&mut buckets, start_s, width_s, split_s, end_s)?;
+        self.in_two_parts(buckets, (start_s, width_s, end_s), split_s, Source::Raw)
+    }
+
+    /// The window `(start_s, width_s, end_s)` with `[start_s, split_s)` answered from `older`
+    /// rows (raw or rollups) and `[split_s, end_s)` from the other kind.
+    fn in_two_parts(
+        &self,
+        mut buckets: Vec<BucketAcc>,
+        (start_s, width_s, end_s): (i64, i64, i64),
+        split_s: i64,
+        older: Source,
+    ) -> Result<Window, ReadError> {
+        let newer = if older == Source::Raw {
+            Source::Rollup
+        } else {
+            Source::Raw
+        };
+        for (kind, a, b) in [(older, start_s, split_s), (newer, split_s, end_s)] {
+            if a >= b {
+                continue;
+            }
+            if kind == Source::Raw {
+                self.raw_into(&mut buckets, start_s, width_s, a, b)?;
+            } else {
+                self.rollups_into(&mut buckets, start_s, width_s, a, b)?;
+            }
         }
         let source = if split_s == end_s {
-            Source::Raw
+            older
         } else if split_s == start_s {
-            Source::Rollup
+            newer
         } else {
             Source::Mixed
         };
@@ -685,7 +706,7 @@ impl Query<'_> {
     /// block in the bucket where it starts (off by at most a minute at each bucket edge).
     fn off_grid_window(
         &self,
-        mut buckets: Vec<BucketAcc>,
+        buckets: Vec<BucketAcc>,
         start_s: i64,
         width_s: i64,
         end_s: i64,
@@ -697,25 +718,12 @@ impl Query<'_> {
         let raw_from_s = oldest_raw_ms
             .map_or(end_s, |ms| ms.div_euclid(60_000) * 60)
             .clamp(start_s, end_s);
-        if raw_from_s > start_s {
-            self.rollups_into(&mut buckets, start_s, width_s, start_s, raw_from_s)?;
-        }
-        if raw_from_s < end_s {
-            self.raw_into(&mut buckets, start_s, width_s, raw_from_s, end_s)?;
-        }
-        let source = if raw_from_s == start_s {
-            Source::Raw
-        } else if raw_from_s == end_s {
-            Source::Rollup
-        } else {
-            Source::Mixed
-        };
-        Ok(Window {
-            start_s,
-            width_s,
+        self.in_two_parts(
             buckets,
-            source,
-        })
+            (start_s, width_s, end_s),
+            raw_from_s,
+            Source::Rollup,
+        )
     }
 
     fn raw_into(
@@ -1204,20 +1212,7 @@ mod tests {
     fn without_instants_offsets_narrow_the_search_and_keep_answers_exact() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("old.db");
-        let rw = Connection::open(&path).expect("open");
-        rw.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE monitoring_cycles (id TEXT PRIMARY KEY, timestamp_lima TEXT NOT NULL,
-                 cpu_percent REAL NOT NULL, ram_percent REAL NOT NULL, ram_used_mb REAL NOT NULL,
-                 disk_percent REAL NOT NULL, uptime_seconds REAL, container_count INTEGER NOT NULL,
-                 internet_status BOOLEAN NOT NULL, ping_ms REAL, worker_status INTEGER,
-                 cycle_duration_ms INTEGER);
-             CREATE TABLE service_checks (id INTEGER PRIMARY KEY AUTOINCREMENT, cycle_id TEXT NOT NULL,
-                 service_name TEXT NOT NULL, service_url TEXT, status TEXT NOT NULL,
-                 status_code INTEGER, latency_ms REAL, error_message TEXT);
-             CREATE INDEX idx_ts ON monitoring_cycles(timestamp_lima);",
-        )
-        .expect("schema");
+        let rw = legacy_tables(&path);
         // 2026-11-29T20:00:00Z + 10 s * i, alternately written at -05:00 and +01:00.
         let t0 = 1_795_982_400_i64;
         let mut want_in_window = 0;
@@ -1276,21 +1271,8 @@ mod tests {
     fn a_window_read_in_one_pass_equals_one_read_through_the_index() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("old.db");
-        let rw = Connection::open(&path).expect("open");
-        rw.execute_batch(
-            "CREATE TABLE monitoring_cycles (id TEXT PRIMARY KEY, timestamp_lima TEXT NOT NULL,
-                 cpu_percent REAL NOT NULL, ram_percent REAL NOT NULL, ram_used_mb REAL NOT NULL,
-                 disk_percent REAL NOT NULL, uptime_seconds REAL, container_count INTEGER NOT NULL,
-                 internet_status BOOLEAN NOT NULL, ping_ms REAL, worker_status INTEGER,
-                 cycle_duration_ms INTEGER);
-             CREATE TABLE service_checks (id INTEGER PRIMARY KEY AUTOINCREMENT, cycle_id TEXT NOT NULL,
-                 service_name TEXT NOT NULL, service_url TEXT, status TEXT NOT NULL,
-                 status_code INTEGER, latency_ms REAL, error_message TEXT);
-             CREATE INDEX idx_ts ON monitoring_cycles(timestamp_lima);
-             CREATE INDEX idx_cycle ON service_checks(cycle_id);
-             BEGIN;",
-        )
-        .expect("schema");
+        let rw = legacy_tables(&path);
+        rw.execute_batch("BEGIN").expect("begin");
         let t0 = 1_795_982_400_i64;
         let statuses = ["healthy", "error", "timeout", "down", "healthy"];
         for i in 0..400_i64 {
