@@ -246,8 +246,9 @@ mod tests {
     #[test]
     fn the_watchdog_alarms_once_past_the_grace() {
         let never = Watched::default();
-        // (state, now, started, expected alarm since)
-        let cases: [(Watched, i64, i64, Option<(i64, bool)>); 7] = [
+        // (state, now, started, expected alarm: since, never seen)
+        type Case = (Watched, i64, i64, Option<(i64, bool)>);
+        let cases: [Case; 7] = [
             (seen(1_000, false), 61_000, 0, None),
             (seen(1_000, false), 61_001, 0, Some((1_000, false))),
             (seen(1_000, true), 900_000, 0, None),
