@@ -156,7 +156,8 @@ async fn every_answer_of_the_heartbeat_contract() {
     let bearer = |k: &str| Some(format!("Bearer {k}"));
 
     // (case, auth, body, status, result)
-    let simple: Vec<(&str, Option<String>, Vec<u8>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Option<String>, Vec<u8>, u16, &'a str);
+    let simple: Vec<Case> = vec![
         ("recorded", bearer(KEY_WEB), good.clone(), 200, "recorded"),
         ("no key", None, good.clone(), 401, "unauthorized"),
         (
