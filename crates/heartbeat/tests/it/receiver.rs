@@ -578,3 +578,18 @@ fn receiver_help() {
     assert!(out.status.success());
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn the_receiver_env_example_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.env.receiver.example");
+    let out = heartbeat()
+        .arg("--env-file")
+        .arg(example)
+        .args(["config", "--role", "receiver"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("RECEIVER_AGENT_web1"), "{stdout}");
+    assert!(!stdout.contains("change-me"), "{stdout}");
+}
