@@ -3,6 +3,7 @@
 //! shape the answer; the heartbeat's work is `intake`'s, on the blocking pool, under
 //! [`crate::ANSWER_DEADLINE`].
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -17,6 +18,7 @@ use axum::routing::{get, post};
 use hb_core::receiver::{AgentState, Answer, agent_state};
 use serde_json::{Value, json};
 
+use crate::state::AgentRow;
 use crate::{AppState, auth, intake};
 
 /// Alerts listed per agent in `GET /api/agents`.
@@ -154,12 +156,13 @@ struct Shown {
 fn shown(app: &AppState, now_ms: i64) -> Result<Vec<Shown>, crate::StateError> {
     let inner = &app.0;
     let rows = inner.store.agents()?;
+    let rows: HashMap<&str, &AgentRow> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
     Ok(inner
         .agents
         .iter()
         .map(|a| {
             let grace_ms = a.grace.as_millis() as i64;
-            let row = rows.iter().find(|r| r.name == a.name);
+            let row = rows.get(a.name.as_str()).copied();
             let watched = row.and_then(|r| r.watched);
             Shown {
                 name: a.name.clone(),

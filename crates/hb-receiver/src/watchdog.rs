@@ -3,6 +3,7 @@
 //! the alert on; one task feeds alerts to the webhook dispatcher, another stores each
 //! delivery's outcome. None of them is on a heartbeat's path.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use hb_core::{AlertDelivery, AlertRecord};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::state::AgentRow;
 use crate::{AppState, Store};
 
 /// In-flight deliveries get this long at shutdown (one attempt's timeout plus a pause).
@@ -58,10 +60,11 @@ pub async fn run(state: AppState, tick: Duration, shutdown: CancellationToken) {
 fn look(state: &AppState) -> Result<Vec<AlertRecord>, String> {
     let inner = &state.0;
     let rows = inner.store.agents().map_err(|e| e.to_string())?;
+    let rows: HashMap<&str, &AgentRow> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
     let now_ms = crate::now_ms();
     let mut alerts = Vec::new();
     for agent in &inner.agents {
-        let Some(row) = rows.iter().find(|r| r.name == agent.name) else {
+        let Some(row) = rows.get(agent.name.as_str()) else {
             continue;
         };
         // A damaged row is shown as unreadable; the next heartbeat repairs it.
