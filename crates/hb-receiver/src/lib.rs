@@ -44,8 +44,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The SPEC's delivery (3 attempts, 5 s each, 2 s apart) and a watchdog tick of a quarter of
-    /// the shortest grace, between 100 ms and 1 s.
+    /// The SPEC's delivery (3 attempts, 5 s each, 2 s apart; IPv4 or IPv6, since the receiver
+    /// has no `FORCE_IPV4`) and a watchdog tick of a quarter of the shortest grace, between
+    /// 100 ms and 1 s.
     pub fn new(
         agents: Vec<ReceiverAgent>,
         tz: jiff::tz::TimeZone,
@@ -57,7 +58,10 @@ impl Settings {
             .min()
             .unwrap_or(Duration::from_secs(60));
         Settings {
-            delivery: DeliverySettings::new(tz.clone()),
+            delivery: DeliverySettings {
+                ipv4_only: false,
+                ..DeliverySettings::new(tz.clone())
+            },
             tick: (shortest / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)),
             agents,
             tz,
