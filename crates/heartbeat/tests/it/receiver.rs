@@ -465,19 +465,115 @@ async fn a_real_agent_goes_silent_and_comes_back_with_one_alarm_each() {
         "{message}"
     );
 
-    let statuses: Vec<Option<i64>> = {
-        let conn = open_db(&adb);
-        let mut stmt = conn
-            .prepare("SELECT worker_status FROM monitoring_cycles ORDER BY rowid")
-            .expect("prepare");
-        stmt.query_map([], |row| row.get(0))
-            .expect("query")
-            .map(|r| r.expect("row"))
-            .collect()
-    };
+    let statuses = worker_statuses(&adb);
     assert!(statuses.len() >= 6, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == Some(200)), "{statuses:?}");
     assert_no_secret("the receiver's log", &r.log.lock().expect("lock"));
+}
+
+/// The agent's `worker_status` of every cycle it stored, in order.
+fn worker_statuses(db: &Path) -> Vec<Option<i64>> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    let conn = open_db(db);
+    // Not created yet while the agent is starting.
+    let Ok(mut stmt) = conn.prepare("SELECT worker_status FROM monitoring_cycles ORDER BY rowid")
+    else {
+        return Vec::new();
+    };
+    stmt.query_map([], |row| row.get(0))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+/// Waits until a cycle stored after the first `after` ones has `worker_status` `code`.
+async fn wait_for_worker_status(db: &Path, after: usize, code: i64) -> usize {
+    let what = format!("a cycle with worker_status {code}");
+    wait_for(&what, Duration::from_secs(15), || {
+        worker_statuses(db)
+            .iter()
+            .skip(after)
+            .any(|s| *s == Some(code))
+    })
+    .await;
+    worker_statuses(db).len()
+}
+
+/// The codes the receiver answers when its state store is provoked reach the agent's database:
+/// 500 while another connection holds the lock, 220 on a damaged row, 221 when the recovery
+/// is refused; 200 again after each.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_stores_every_provoked_answer() {
+    let sink = Server::start(200).await;
+    let api = Server::start(200).await;
+    let ping = Server::start(204).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rdb = dir.path().join("receiver.db");
+    // Longer than one provoked cycle plus the next, so a refused write is no silence.
+    let r = start(receiver_cmd(&rdb, &[("host1", KEY_WEB)], "3", &sink));
+    let adb = dir.path().join("agent").join("metrics.db");
+    let spawn_agent = || {
+        let mut cmd = agent_cmd(&adb, "1", &[("api", api.url("/health"))]);
+        cmd.env("PING_URL", ping.url("/"))
+            .env("HEARTBEAT_URL", r.url("/api/heartbeat"))
+            .env("SECRET_KEY", KEY_WEB);
+        LoggedAgent::spawn(cmd)
+    };
+    let first = spawn_agent();
+    let n = wait_for_worker_status(&adb, 0, 200).await;
+
+    let other = rusqlite::Connection::open(&rdb).expect("open");
+    other.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let n = wait_for_worker_status(&adb, n, 500).await;
+    other.execute_batch("ROLLBACK").expect("unlock");
+    let n = wait_for_worker_status(&adb, n, 200).await;
+
+    other
+        .execute("UPDATE agents SET alarmed = 'damaged'", [])
+        .expect("damage");
+    let n = wait_for_worker_status(&adb, n, 220).await;
+    let n = wait_for_worker_status(&adb, n, 200).await;
+
+    let (status, log) = first.stop();
+    assert!(status.success(), "{log}");
+    wait_for("the silent alarm", Duration::from_secs(10), || {
+        alerts_with(&sink, "Agent silent").len() == 1
+    })
+    .await;
+    other
+        .execute_batch(
+            "CREATE TRIGGER refuse_recovery BEFORE UPDATE OF alarmed ON agents \
+             WHEN OLD.alarmed = 1 AND NEW.alarmed = 0 \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .expect("trigger");
+    let second = spawn_agent();
+    let n = wait_for_worker_status(&adb, n, 221).await;
+    assert!(alerts_with(&sink, "Agent back").is_empty());
+    other
+        .execute_batch("DROP TRIGGER refuse_recovery")
+        .expect("drop");
+    wait_for_worker_status(&adb, n, 200).await;
+    wait_for("the back alarm", Duration::from_secs(10), || {
+        alerts_with(&sink, "Agent back").len() == 1
+    })
+    .await;
+    let (status, log) = second.stop();
+    assert!(status.success(), "{log}");
+    let statuses = worker_statuses(&adb);
+    eprintln!("worker_status per cycle: {statuses:?}");
+    assert_eq!(statuses.last(), Some(&Some(200)), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| matches!(s, Some(200 | 220 | 221 | 500))),
+        "{statuses:?}"
+    );
+    assert_eq!(alerts_with(&sink, "Agent silent").len(), 1);
+    assert_no_secret("the receiver's log", &r.log.lock().expect("lock"));
+    assert_no_secret("the agent's log", &log);
 }
 
 /// SIGKILL and restart: an agent that was silent and alarmed stays so without a second alarm
