@@ -16,6 +16,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 /// must be answered within a second.
 pub const BUSY_TIMEOUT: Duration = Duration::from_millis(200);
 
+/// After a checkpoint the write-ahead log file is cut back to this size.
+const JOURNAL_SIZE_LIMIT_BYTES: i64 = 4 * 1024 * 1024;
+
 /// Numbered migrations, applied in order and recorded in `PRAGMA user_version`. Never edit one
 /// that has landed; add the next.
 const MIGRATIONS: &[&str] = &[
@@ -142,11 +145,14 @@ pub struct AlertRow {
     pub delivery_state: String,
 }
 
-/// Two connections: writes go through one, reads through the other, so a read never waits for
-/// a write in progress (WAL).
+/// Three connections, so no kind of work waits behind another (WAL): writes go through one,
+/// heartbeats read their agent's state through another, and the third serves the watchdog,
+/// the read side and the write-ahead log's checkpoints (off the writer, which would otherwise
+/// merge the log, and sync the file, inside some unlucky heartbeat's commit).
 pub struct Store {
     write: Mutex<Connection>,
     read: Mutex<Connection>,
+    view: Mutex<Connection>,
 }
 
 impl Store {
@@ -173,6 +179,13 @@ impl Store {
         write
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_failed)?;
+        // Merged by [`Store::checkpoint`] instead; the log is cut back after each merge.
+        write
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(open_failed)?;
+        write
+            .pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)
+            .map_err(open_failed)?;
         migrate(&write, path)?;
         let read = Connection::open_with_flags(
             path,
@@ -180,14 +193,34 @@ impl Store {
         )
         .map_err(open_failed)?;
         read.busy_timeout(BUSY_TIMEOUT).map_err(open_failed)?;
+        // Read-write only to checkpoint: it never changes a row.
+        let view = Connection::open(path).map_err(open_failed)?;
+        view.busy_timeout(BUSY_TIMEOUT).map_err(open_failed)?;
+        view.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_failed)?;
+        view.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)
+            .map_err(open_failed)?;
         Ok(Store {
             write: Mutex::new(write),
             read: Mutex::new(read),
+            view: Mutex::new(view),
         })
     }
 
     fn writer(&self, deadline: Option<Instant>) -> Result<MutexGuard<'_, Connection>, StateError> {
         lock(&self.write, deadline)
+    }
+
+    fn viewer(&self) -> Result<MutexGuard<'_, Connection>, StateError> {
+        lock(&self.view, None)
+    }
+
+    /// Merges the write-ahead log into the database without blocking writers or readers
+    /// (`PASSIVE`); called by the watchdog every tick.
+    pub fn checkpoint(&self) -> Result<(), StateError> {
+        let conn = self.viewer()?;
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn reader(&self, deadline: Option<Instant>) -> Result<MutexGuard<'_, Connection>, StateError> {
@@ -305,7 +338,7 @@ impl Store {
 
     /// Every stored agent, by name.
     pub fn agents(&self) -> Result<Vec<AgentRow>, StateError> {
-        let conn = self.reader(None)?;
+        let conn = self.viewer()?;
         let mut stmt = conn.prepare_cached(SELECT_AGENTS)?;
         let rows = stmt.query_map([], |r| {
             let name: String = r.get(0)?;
@@ -328,7 +361,7 @@ impl Store {
 
     /// The newest `limit` alerts of one agent.
     pub fn recent_alerts(&self, name: &str, limit: u32) -> Result<Vec<AlertRow>, StateError> {
-        let conn = self.reader(None)?;
+        let conn = self.viewer()?;
         let mut stmt = conn.prepare_cached(SELECT_RECENT_ALERTS)?;
         let rows = stmt.query_map(params![name, limit], |r| {
             Ok(AlertRow {

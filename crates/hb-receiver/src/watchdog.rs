@@ -56,9 +56,13 @@ pub async fn run(state: AppState, tick: Duration, shutdown: CancellationToken) {
     }
 }
 
-/// One tick: the alerts of every alarm newly raised and stored.
+/// One tick: the alerts of every alarm newly raised and stored. Also merges the write-ahead
+/// log (see [`Store::checkpoint`]).
 fn look(state: &AppState) -> Result<Vec<AlertRecord>, String> {
     let inner = &state.0;
+    if let Err(e) = inner.store.checkpoint() {
+        tracing::debug!(error = %e, "checkpoint skipped");
+    }
     let rows = inner.store.agents().map_err(|e| e.to_string())?;
     let rows: HashMap<&str, &AgentRow> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
     let now_ms = crate::now_ms();
