@@ -225,9 +225,17 @@ impl Store {
     /// [`JOURNAL_SIZE_LIMIT_BYTES`].
     pub fn checkpoint(&self) -> Result<(), StateError> {
         let conn = self.viewer()?;
+        let started = Instant::now();
         let log_frames: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+        let passive = started.elapsed();
         if log_frames > RESTART_AFTER_FRAMES {
             conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+            tracing::debug!(
+                log_frames,
+                passive_us = passive.as_micros() as u64,
+                restart_us = (started.elapsed() - passive).as_micros() as u64,
+                "write-ahead log merged and restarted"
+            );
         }
         Ok(())
     }
