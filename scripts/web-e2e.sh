@@ -2,8 +2,9 @@
 # End-to-end test of the dashboard page in Debian's headless Chromium: installs the page's npm
 # dependencies from the lockfile, builds the debug binary, seeds a database with
 # `heartbeat gen-db`, then runs web/tests/e2e.mjs (which starts and stops `heartbeat dashboard`
-# itself) and web/tests/mock-e2e.mjs (the `heartbeat mock` controller page, which starts and
-# stops `heartbeat mock`). Screenshots go to screenshots/ (not committed).
+# itself), web/tests/page-e2e.mjs (the operator's views: stale data, 20 services, the demo with
+# a service flipped down on its mock) and web/tests/mock-e2e.mjs (the `heartbeat mock`
+# controller page, which starts and stops `heartbeat mock`). Screenshots go to screenshots/ (not committed).
 #
 #   scripts/web-e2e.sh
 #
@@ -43,6 +44,9 @@ log "seeding $work/metrics.db (one day, 5 services, 10 s cycles)"
 
 log "node web/tests/e2e.mjs"
 HB_BIN="$bin" HB_DB="$work/metrics.db" HB_SCREENSHOTS="$root/screenshots" node web/tests/e2e.mjs
+
+log "node web/tests/page-e2e.mjs (stale data, 20 services over 30 days, the demo)"
+HB_BIN="$bin" HB_SCREENSHOTS="$root/screenshots" node web/tests/page-e2e.mjs
 
 log "node web/tests/mock-e2e.mjs"
 HB_BIN="$bin" HB_SCREENSHOTS="$root/screenshots" node web/tests/mock-e2e.mjs

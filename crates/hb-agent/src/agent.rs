@@ -41,6 +41,7 @@ pub type CycleObserver = Box<dyn Fn(&CycleRecord) + Send + Sync>;
 /// Runs the agent until `shutdown` is cancelled (or one cycle with `once`).
 pub async fn run(
     config: AgentConfig,
+    store: Box<dyn hb_store::OpenWriteStore>,
     options: RunOptions,
     observer: Option<CycleObserver>,
     shutdown: CancellationToken,
@@ -48,8 +49,8 @@ pub async fn run(
     let nofile = crate::probes::raise_nofile_limit();
     log_nofile_limit(&nofile, config.services.len().min(config.check_concurrency));
     let probes = Arc::new(Probes::new(&config)?);
-    let store = StoreTask::spawn(config.db_path.clone(), config.pending_cycles_max)
-        .map_err(AgentError::Writer)?;
+    let store_name = store.describe();
+    let store = StoreTask::spawn(store, config.pending_cycles_max).map_err(AgentError::Writer)?;
     let store = Arc::new(store);
 
     let (delivery_tx, mut delivery_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -90,7 +91,7 @@ pub async fn run(
         services = config.services.len(),
         interval_secs = config.loop_interval.as_secs_f64(),
         timeout_secs = config.service_timeout.as_secs_f64(),
-        db = %config.db_path.display(),
+        store = %store_name,
         "agent started"
     );
     for warning in &config.warnings {
@@ -140,7 +141,7 @@ pub async fn run(
             let report = store.sync().await;
             if report.pending > 0 {
                 result = Err(AgentError::NotPersisted {
-                    path: config.db_path.display().to_string(),
+                    path: store_name.clone(),
                     reason: report.last_error.unwrap_or_else(|| "unknown".to_owned()),
                 });
             }
@@ -346,6 +347,7 @@ fn process_alerts(
         worker,
         internet_online: cycle.internet.online,
         time_text: &time_text,
+        now_ms: cycle.timestamp_ms,
     });
     drafts
         .into_iter()

@@ -1,16 +1,16 @@
-//! The writer thread: owns the only read-write database connection, writes each cycle in its
-//! own transaction, and keeps what could not be written yet (see `DurableWriter`) until the
+//! The writer thread: owns the agent's store (a `hb_store::WriteStore`, opened through the
+//! `OpenWriteStore` the binary built from the configuration), writes each cycle in its own
+//! transaction, and keeps what could not be written yet (see `DurableWriter`) until the
 //! database accepts writes again. Runs on a plain thread so SQLite never blocks the runtime.
 //! At start-up it also claims the alert outbox and reads back what the alert engine resumes
 //! from (the only reads the agent makes).
 
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hb_core::{AlertDelivery, AlertRecord, CycleRecord, StoredHistory};
-use hb_store_writer::{DurableWriter, Outbox, PendingOp, StoreError, Writer};
+use hb_store::{DurableWriter, OpenWriteStore, Outbox, PendingOp, StoreError, WriteStore};
 
 /// How often the thread retries pending writes when nothing new arrives.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
@@ -47,7 +47,7 @@ pub struct Resumed {
     pub worker: StoredHistory,
 }
 
-fn resume(writer: &mut Writer, request: &ResumeRequest) -> Result<Resumed, StoreError> {
+fn resume(writer: &mut dyn WriteStore, request: &ResumeRequest) -> Result<Resumed, StoreError> {
     let outbox = writer.claim_outbox(
         request.now_ms,
         &request.now_text,
@@ -81,11 +81,11 @@ pub struct StoreTask {
 }
 
 impl StoreTask {
-    pub fn spawn(path: PathBuf, max_pending: usize) -> std::io::Result<StoreTask> {
+    pub fn spawn(store: Box<dyn OpenWriteStore>, max_pending: usize) -> std::io::Result<StoreTask> {
         let (tx, rx) = mpsc::channel::<Msg>();
         let thread = std::thread::Builder::new()
             .name("hb-writer".to_owned())
-            .spawn(move || writer_loop(DurableWriter::new(path, max_pending), rx))?;
+            .spawn(move || writer_loop(DurableWriter::new(store, max_pending), rx))?;
         Ok(StoreTask {
             tx,
             thread: Some(thread),

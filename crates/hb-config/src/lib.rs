@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use env::EnvSource;
+pub use hb_core::SlowThresholds;
 pub use receiver::{DEFAULT_AGENT, ReceiverAgent, ReceiverConfig};
 pub use secret::Secret;
 
@@ -149,6 +150,9 @@ pub struct DashboardConfig {
     pub dashboard_bind: String,
     pub cors_origins: Vec<String>,
     pub mask_errors: bool,
+    /// Latency above which an answering service is marked slow on the page
+    /// (`SERVICE_SLOW_MS_<name>`, else `SERVICE_SLOW_MS`); its status is unchanged.
+    pub slow_ms: SlowThresholds,
     pub umami_script_url: Option<String>,
     pub umami_website_id: Option<String>,
     pub log_format: LogFormat,

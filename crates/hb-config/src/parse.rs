@@ -12,11 +12,15 @@ use hb_core::{compare_services, redact_url};
 use crate::{
     AgentConfig, ConfigError, ConfigErrors, DashboardConfig, EnvSource, HealthcheckConfig,
     LogFormat, MIN_LOOP_INTERVAL_SECS, MIN_SERVICE_TIMEOUT_SECS, MockConfig, Secret, ServiceSpec,
-    Target,
+    SlowThresholds, Target,
 };
 
 const URL_PREFIX: &str = "SERVICE_URL_";
 const HEADERS_PREFIX: &str = "SERVICE_HEADERS_";
+const SLOW: &str = "SERVICE_SLOW_MS";
+const SLOW_PREFIX: &str = "SERVICE_SLOW_MS_";
+/// The largest latency threshold accepted: one hour, far above any check timeout.
+const SLOW_MAX_MS: f64 = 3_600_000.0;
 
 /// Collects problems while the variables are read.
 pub(crate) struct Reader<'a> {
@@ -347,6 +351,7 @@ pub(crate) fn load_dashboard(env: &EnvSource) -> Result<DashboardConfig, ConfigE
         }
     }
     let mask_errors = r.boolean("DASHBOARD_MASK_ERRORS", true);
+    let slow_ms = slow_thresholds(&mut r);
     let umami_script_url = r.optional("UMAMI_SCRIPT_URL").map(str::to_owned);
     let umami_website_id = r.optional("UMAMI_WEBSITE_ID").map(str::to_owned);
     r.finish(DashboardConfig {
@@ -357,6 +362,7 @@ pub(crate) fn load_dashboard(env: &EnvSource) -> Result<DashboardConfig, ConfigE
         dashboard_bind,
         cors_origins,
         mask_errors,
+        slow_ms,
         umami_script_url,
         umami_website_id,
         log_format,
@@ -394,6 +400,52 @@ pub(crate) fn load_healthcheck(env: &EnvSource) -> Result<HealthcheckConfig, Con
         log_format,
         warnings: Vec::new(),
     })
+}
+
+/// A latency threshold: a positive number of milliseconds (decimals allowed).
+fn slow_ms_value(raw: &str) -> Option<f64> {
+    f64::from_str(raw)
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= SLOW_MAX_MS)
+}
+
+/// `SERVICE_SLOW_MS` and every `SERVICE_SLOW_MS_<name>` (`off` exempts a service).
+fn slow_thresholds(r: &mut Reader<'_>) -> SlowThresholds {
+    let expected = format!("a number of milliseconds above 0 and at most {SLOW_MAX_MS}");
+    let default_ms = r.parsed(SLOW, None, &expected, |raw| slow_ms_value(raw).map(Some));
+    let env = r.env;
+    for name in env.not_utf8_with_prefix(SLOW_PREFIX) {
+        r.error(name, "is not valid UTF-8 text (name or value)");
+    }
+    let mut per_service = BTreeMap::new();
+    for (name, raw) in env.with_prefix(SLOW_PREFIX) {
+        let var = format!("{SLOW_PREFIX}{name}");
+        let raw = raw.trim();
+        if name.is_empty() {
+            r.error(
+                &var,
+                "a threshold needs a service name after the prefix (SERVICE_SLOW_MS_<name>)",
+            );
+            continue;
+        }
+        if raw.eq_ignore_ascii_case("off") {
+            per_service.insert(name.to_owned(), None);
+            continue;
+        }
+        match slow_ms_value(raw) {
+            Some(v) => {
+                per_service.insert(name.to_owned(), Some(v));
+            }
+            None => r.error(
+                &var,
+                format!("'{raw}' is not valid (expected {expected}, or off)"),
+            ),
+        }
+    }
+    SlowThresholds {
+        default_ms,
+        per_service,
+    }
 }
 
 /// Control characters other than tab: what an HTTP header value cannot carry.
@@ -688,7 +740,7 @@ pub(crate) fn describe_agent(c: &AgentConfig) -> Vec<(String, String)> {
 
 pub(crate) fn describe_dashboard(c: &DashboardConfig) -> Vec<(String, String)> {
     let or_unset = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_owned());
-    lines(vec![
+    let mut out = lines(vec![
         ("SQLITE_DB_PATH", c.db_path.display().to_string()),
         ("TARGET_DATA_POINTS", c.target_data_points.to_string()),
         ("TZ", c.tz_name.clone()),
@@ -698,7 +750,14 @@ pub(crate) fn describe_dashboard(c: &DashboardConfig) -> Vec<(String, String)> {
         ("DASHBOARD_MASK_ERRORS", c.mask_errors.to_string()),
         ("UMAMI_SCRIPT_URL", or_unset(&c.umami_script_url)),
         ("UMAMI_WEBSITE_ID", or_unset(&c.umami_website_id)),
-    ])
+    ]);
+    let shown = |v: Option<f64>| v.map_or_else(|| "(unset)".to_owned(), |ms| format!("{ms}"));
+    out.push((SLOW.to_owned(), shown(c.slow_ms.default_ms)));
+    for (name, v) in &c.slow_ms.per_service {
+        let value = v.map_or_else(|| "off".to_owned(), |ms| format!("{ms}"));
+        out.push((format!("{SLOW_PREFIX}{name}"), value));
+    }
+    out
 }
 
 pub(crate) fn describe_mock(c: &MockConfig) -> Vec<(String, String)> {
@@ -812,6 +871,47 @@ mod tests {
         let text = errs.to_string();
         assert!(text.contains("SERVICE_HEADERS_a"), "{text}");
         assert!(!text.contains("topsecret"), "{text}");
+    }
+
+    #[test]
+    fn slow_thresholds_default_per_service_and_off() {
+        let load =
+            |pairs: &[(&str, &str)]| load_dashboard(&EnvSource::from_pairs(pairs.iter().copied()));
+        let c = load(&[]).expect("valid");
+        assert_eq!(c.slow_ms, SlowThresholds::default());
+        let c = load(&[
+            ("SERVICE_SLOW_MS", "800"),
+            ("SERVICE_SLOW_MS_api", " 250.5 "),
+            ("SERVICE_SLOW_MS_Batch", "OFF"),
+        ])
+        .expect("valid");
+        assert_eq!(c.slow_ms.for_service("api"), Some(250.5));
+        assert_eq!(c.slow_ms.for_service("Batch"), None);
+        assert_eq!(
+            c.slow_ms.for_service("batch"),
+            Some(800.0),
+            "names are case-preserving"
+        );
+        assert_eq!(c.slow_ms.for_service("web"), Some(800.0));
+        let text = format!("{:?}", describe_dashboard(&c));
+        assert!(
+            text.contains("\"SERVICE_SLOW_MS_Batch\", \"off\""),
+            "{text}"
+        );
+
+        for (var, value) in [
+            ("SERVICE_SLOW_MS", "0"),
+            ("SERVICE_SLOW_MS", "-3"),
+            ("SERVICE_SLOW_MS", "fast"),
+            ("SERVICE_SLOW_MS", "NaN"),
+            ("SERVICE_SLOW_MS_api", "1e9"),
+            ("SERVICE_SLOW_MS_api", "slow"),
+            ("SERVICE_SLOW_MS_", "100"),
+        ] {
+            let errs = load(&[(var, value)]).expect_err(value);
+            assert_eq!(errs.0.len(), 1, "{errs}");
+            assert_eq!(errs.0[0].variable, var, "{errs}");
+        }
     }
 
     #[test]

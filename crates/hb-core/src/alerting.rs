@@ -62,6 +62,8 @@ pub struct CycleInput<'a> {
     pub internet_online: bool,
     /// `YYYY-MM-DD HH:MM:SS` in the configured zone, as it appears in alert texts.
     pub time_text: &'a str,
+    /// The cycle's instant (epoch ms): how long an outage lasted.
+    pub now_ms: i64,
 }
 
 /// An alert decided by the engine, before it gets an id and a creation time.
@@ -156,6 +158,9 @@ struct ServiceState {
     /// Set while an alert is held back by an internet outage: the status the operator last heard
     /// about, for the alert sent if the service is still bad when the internet returns.
     held_from: Option<ServiceStatus>,
+    /// The first bad check of the current run of bad checks (its incident's start), when this
+    /// engine saw it: not after a restart in the middle of an outage.
+    bad_since_ms: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -198,6 +203,9 @@ impl AlertEngine {
             ServiceState {
                 debounce,
                 held_from: None,
+                // Where the outage began is not known from here: the recovery says nothing of
+                // its length.
+                bad_since_ms: None,
             },
         );
         true
@@ -238,6 +246,17 @@ impl AlertEngine {
             }
             let state = self.services.entry(obs.name.to_owned()).or_default();
             let status = obs.outcome.status;
+            let outage_ms = match (status.is_healthy(), state.bad_since_ms) {
+                (true, since) => {
+                    state.bad_since_ms = None;
+                    since.map(|since| input.now_ms - since)
+                }
+                (false, None) => {
+                    state.bad_since_ms = Some(input.now_ms);
+                    None
+                }
+                (false, Some(_)) => None,
+            };
             let transition = state
                 .debounce
                 .observe(status, |s| s.is_healthy(), self.threshold);
@@ -249,7 +268,7 @@ impl AlertEngine {
                             outage.recovered.push(obs.name.to_owned());
                         }
                     } else {
-                        service_alerts.push(service_recovered(obs, from, time));
+                        service_alerts.push(service_recovered(obs, from, time, outage_ms));
                     }
                 }
                 Transition::Failed { from } | Transition::Changed { from } => {
@@ -366,7 +385,12 @@ fn service_bad(obs: &ServiceObservation<'_>, from: ServiceStatus, time: &str) ->
     }
 }
 
-fn service_recovered(obs: &ServiceObservation<'_>, from: ServiceStatus, time: &str) -> AlertDraft {
+fn service_recovered(
+    obs: &ServiceObservation<'_>,
+    from: ServiceStatus,
+    time: &str,
+    outage_ms: Option<i64>,
+) -> AlertDraft {
     let status = obs.outcome.status;
     let latency = match obs.outcome.latency_ms {
         Some(ms) => format!("{ms:.1} ms"),
@@ -377,10 +401,18 @@ fn service_recovered(obs: &ServiceObservation<'_>, from: ServiceStatus, time: &s
         old_status: Some(from.to_string()),
         new_status: status.to_string(),
         title: format!("✅ {} recovered", obs.name),
-        message: format!(
-            "**Service:** {}\n**Status:** {from} → {status}\n**Latency:** {latency}\n**Time:** {time}",
-            obs.name
-        ),
+        // How long it was down: from its first bad check to this one, when this run saw both.
+        message: match outage_ms {
+            Some(ms) => format!(
+                "**Service:** {}\n**Status:** {from} → {status}\n**Latency:** {latency}\n**Outage:** {}\n**Time:** {time}",
+                obs.name,
+                crate::incident::format_duration(ms)
+            ),
+            None => format!(
+                "**Service:** {}\n**Status:** {from} → {status}\n**Latency:** {latency}\n**Time:** {time}",
+                obs.name
+            ),
+        },
     }
 }
 
@@ -568,6 +600,7 @@ mod tests {
                 worker: None,
                 internet_online: true,
                 time_text: T,
+                now_ms: i as i64 * 10_000,
             };
             out.extend(engine.process(&input).into_iter().map(|a| (i, a)));
         }
@@ -697,7 +730,8 @@ mod tests {
         );
         assert_eq!(
             alerts[2].1.message,
-            "**Service:** api\n**Status:** error → healthy\n**Latency:** 12.3 ms\n**Time:** 2026-11-29 15:41:02"
+            "**Service:** api\n**Status:** error → healthy\n**Latency:** 12.3 ms\n**Outage:** 50 s\n**Time:** 2026-11-29 15:41:02",
+            "the outage: from the first bad check to the healthy one, cycles 10 s apart"
         );
     }
 
@@ -710,6 +744,7 @@ mod tests {
                 worker: Some(*w),
                 internet_online: true,
                 time_text: T,
+                now_ms: i as i64 * 10_000,
             };
             out.extend(engine.process(&input).into_iter().map(|a| (i, a)));
         }
@@ -853,6 +888,7 @@ mod tests {
             worker: None,
             internet_online: online,
             time_text: T,
+            now_ms: 0,
         })
     }
 
@@ -1037,6 +1073,7 @@ mod tests {
                 worker: None,
                 internet_online: true,
                 time_text: T,
+                now_ms: i as i64 * 10_000,
             };
             for a in engine.process(&input) {
                 out.push((i, a.old_status.unwrap_or_default(), a.new_status));
@@ -1124,6 +1161,7 @@ mod tests {
             worker: Some(WorkerObservation::Code(200)),
             internet_online: true,
             time_text: T,
+            now_ms: 0,
         };
         let alerts = engine.process(&input);
         assert_eq!(alerts.len(), 1);

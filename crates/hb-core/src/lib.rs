@@ -2,14 +2,17 @@
 //! URL redaction and the heartbeat receiver's decisions. No I/O, no clock, no async runtime:
 //! time is always passed in.
 
+pub mod aggregate;
 pub mod alert;
 pub mod alerting;
 pub mod check;
 pub mod cycle;
 pub mod debounce;
+pub mod incident;
 pub mod receiver;
 pub mod redact;
 pub mod schedule;
+pub mod slow;
 pub mod status;
 
 pub use alert::{AlertDelivery, AlertRecord, DeliveryState, late_message};
@@ -21,4 +24,5 @@ pub use check::CheckOutcome;
 pub use cycle::{CycleRecord, HostMetrics, InternetCheck, ServiceResult};
 pub use debounce::{Debouncer, Transition};
 pub use redact::redact_url;
+pub use slow::SlowThresholds;
 pub use status::{ServiceKind, ServiceStatus, compare_services};

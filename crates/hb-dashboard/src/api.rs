@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hb_store::reader::{Query as DbQuery, ReadError};
+use hb_store::{ErrorKind, Snapshot, StoreError};
 use serde_json::json;
 
 use crate::AppState;
@@ -20,11 +20,11 @@ pub(crate) enum ApiError {
     Internal,
 }
 
-impl From<ReadError> for ApiError {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::Unavailable(reason) => ApiError::Unavailable(reason),
-            ReadError::Sqlite(e) => {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e.kind() {
+            ErrorKind::Unavailable => ApiError::Unavailable(e.message().to_owned()),
+            _ => {
                 tracing::error!(error = %e, "database read failed");
                 ApiError::Internal
             }
@@ -59,10 +59,10 @@ impl IntoResponse for ApiError {
 /// Runs a read on the blocking pool.
 pub(crate) async fn read<T: Send + 'static>(
     state: &AppState,
-    f: impl FnMut(&DbQuery<'_>) -> Result<T, ReadError> + Send + 'static,
+    f: impl FnMut(&dyn Snapshot) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    // Bounded so that at most POOL_MAX connections and blocking threads exist: more would only
-    // queue on two cores and cost memory.
+    // Bounded so that at most the store's pool of connections and blocking threads exist: more
+    // would only queue on two cores and cost memory.
     let Ok(_permit) = state.reads.acquire().await else {
         return Err(ApiError::Internal);
     };
@@ -79,7 +79,7 @@ pub(crate) async fn read<T: Send + 'static>(
 pub(crate) async fn index() -> impl IntoResponse {
     Json(json!({
         "name": "heartbeat dashboard",
-        "routes": ["/api/live?range=1h", "/api/alerts?limit=50", "/metrics", "/health"],
+        "routes": ["/api/live?range=1h", "/api/alerts?limit=50", "/api/incidents?range=24h", "/metrics", "/health"],
     }))
 }
 

@@ -1,21 +1,22 @@
 //! The dashboard's HTTP side: the axum router (JSON API, `/metrics`, `/health`), its state
-//! (a read-only [`Reader`], the settings, an injectable clock) and `serve`. It depends on the
-//! read-only store crate only, so it cannot write the database by construction.
+//! (a [`ReadStore`] handed in by the binary, the settings, an injectable clock) and `serve`. It
+//! depends on the store's interfaces only, never on a backend, and a `ReadStore` has no method
+//! that writes: it cannot write the database by construction.
 
 mod api;
 pub mod assets;
+mod incidents;
 mod live;
 mod mask;
 mod metrics;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method};
 use axum::routing::get;
-use hb_store::reader::Reader;
+use hb_store::ReadStore;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -23,16 +24,12 @@ use tower_http::trace::TraceLayer;
 pub use live::{RANGES, range_seconds};
 pub use mask::mask_error;
 
-/// How many database reads run at once (each on a blocking thread with its own connection).
-pub const READ_CONCURRENCY: usize = hb_store::reader::POOL_MAX;
-
 /// Where "now" comes from; tests pin it.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 
 /// The settings the dashboard uses (taken from `hb_config::DashboardConfig` by the binary).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub db_path: PathBuf,
     /// Buckets per chart: `TARGET_DATA_POINTS`.
     pub target_data_points: u32,
     /// Zone of the bucket labels.
@@ -41,12 +38,14 @@ pub struct Settings {
     pub mask_errors: bool,
     /// Origins allowed by CORS; empty means no CORS headers; `*` allows any origin.
     pub cors_origins: Vec<String>,
+    /// Latency thresholds that mark a service slow (`SERVICE_SLOW_MS[_<name>]`).
+    pub slow_ms: hb_core::SlowThresholds,
 }
 
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub(crate) reader: Arc<Reader>,
+    pub(crate) reader: Arc<dyn ReadStore>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) clock: Clock,
     pub(crate) reads: Arc<tokio::sync::Semaphore>,
@@ -54,13 +53,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State reading `settings.db_path`; nothing is opened until the first request.
-    pub fn new(settings: Settings) -> AppState {
+    /// State reading `store`, at most [`ReadStore::max_concurrent_reads`] reads at a time (each
+    /// on a blocking thread).
+    pub fn new(settings: Settings, store: Arc<dyn ReadStore>) -> AppState {
+        let reads = store.max_concurrent_reads().max(1);
         AppState {
-            reader: Arc::new(Reader::new(settings.db_path.clone())),
+            reader: store,
             settings: Arc::new(settings),
             clock: Arc::new(jiff::Timestamp::now),
-            reads: Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY)),
+            reads: Arc::new(tokio::sync::Semaphore::new(reads)),
             analytics: None,
         }
     }
@@ -77,6 +78,16 @@ impl AppState {
         self
     }
 
+    /// How many reads run at once: size the runtime's blocking pool to it.
+    pub fn read_concurrency(&self) -> usize {
+        self.reader.max_concurrent_reads().max(1)
+    }
+
+    /// The store, for logs (no credentials).
+    pub fn store_name(&self) -> String {
+        self.reader.describe()
+    }
+
     pub(crate) fn now(&self) -> jiff::Timestamp {
         (self.clock)()
     }
@@ -91,6 +102,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(api::health))
         .route("/api/live", get(live::handler))
         .route("/api/alerts", get(api::alerts))
+        .route("/api/incidents", get(incidents::handler))
         .route("/metrics", get(metrics::handler))
         .merge(page)
         .with_state(state)
@@ -147,19 +159,44 @@ pub async fn serve_with(
 mod tests {
     use super::*;
 
+    /// A store that is never there.
+    struct Absent;
+
+    impl ReadStore for Absent {
+        fn snapshot(
+            &self,
+            _f: &mut dyn FnMut(&dyn hb_store::Snapshot) -> Result<(), hb_store::StoreError>,
+        ) -> Result<(), hb_store::StoreError> {
+            Err(hb_store::StoreError::unavailable("absent"))
+        }
+
+        fn max_concurrent_reads(&self) -> usize {
+            0
+        }
+
+        fn describe(&self) -> String {
+            "absent".into()
+        }
+    }
+
     #[test]
     fn router_builds_with_and_without_cors() {
         let settings = Settings {
-            db_path: PathBuf::from("/nonexistent/x.db"),
             target_data_points: 30,
             tz: jiff::tz::TimeZone::UTC,
             mask_errors: true,
             cors_origins: vec!["http://a.example".into()],
+            slow_ms: hb_core::SlowThresholds::default(),
         };
-        let _ = app(AppState::new(settings.clone()));
-        let _ = app(AppState::new(Settings {
-            cors_origins: Vec::new(),
-            ..settings
-        }));
+        let state = AppState::new(settings.clone(), Arc::new(Absent));
+        assert_eq!(state.read_concurrency(), 1, "at least one read at a time");
+        let _ = app(state);
+        let _ = app(AppState::new(
+            Settings {
+                cors_origins: Vec::new(),
+                ..settings
+            },
+            Arc::new(Absent),
+        ));
     }
 }

@@ -6,16 +6,18 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use hb_store::reader::{LatestCycle, Source, Window};
-use hb_store::rollup_schema::{CycleAcc, STATUS_NAMES, ServiceAcc};
+use hb_core::ServiceStatus;
+use hb_core::aggregate::{CycleAcc, ServiceAcc, Stat};
+use hb_store::{LatestCycle, Window};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::api::{ApiError, read};
 use crate::mask::mask_error;
 
-/// The accepted ranges and their length in seconds.
-pub const RANGES: [(&str, i64); 8] = [
+/// The accepted ranges and their length in seconds: the older tool's eight, then `90d` and
+/// `1y`, which only rollups can answer once retention has pruned the raw rows.
+pub const RANGES: [(&str, i64); 10] = [
     ("live", 300),
     ("1h", 3_600),
     ("3h", 10_800),
@@ -24,6 +26,8 @@ pub const RANGES: [(&str, i64); 8] = [
     ("24h", 86_400),
     ("7d", 604_800),
     ("30d", 2_592_000),
+    ("90d", 7_776_000),
+    ("1y", 31_536_000),
 ];
 
 pub fn range_seconds(name: &str) -> Option<i64> {
@@ -56,7 +60,7 @@ fn pct(part: u64, total: u64) -> f64 {
     }
 }
 
-fn service_type(url: Option<&str>) -> &'static str {
+pub(crate) fn service_type(url: Option<&str>) -> &'static str {
     match url.and_then(hb_core::ServiceKind::of_url) {
         Some(k) => k.as_str(),
         None => "unknown",
@@ -85,13 +89,65 @@ fn format_uptime(seconds: Option<f64>) -> String {
     )
 }
 
-fn stats(stat: &hb_store::rollup_schema::Stat) -> Value {
+fn stats(stat: &Stat) -> Value {
     json!({
         "max": round2(stat.max_opt().unwrap_or(0.0)),
         "avg": round2(stat.avg().unwrap_or(0.0)),
         "min": round2(stat.min_opt().unwrap_or(0.0)),
         "jitter": round2(stat.jitter().unwrap_or(0.0)),
+        // The contract's numbers are 0 without data; this tells "no data" from a real 0.
+        "samples": stat.n,
     })
+}
+
+/// How many of the newest cycles the interval is estimated from (their spacings' median).
+pub(crate) const INTERVAL_SAMPLE: usize = 6;
+/// The interval assumed while fewer than two cycles exist: SPEC's `LOOP_INTERVAL_SECONDS` default.
+const FALLBACK_INTERVAL_S: f64 = 10.0;
+/// Slack beyond one interval before data counts as stale, for the write and a busy host.
+const STALE_SLACK_S: f64 = 5.0;
+
+/// The agent's cycle interval from the newest cycles' instants (newest first): the lower
+/// median of their spacings, so one restart gap among them does not stretch it. `None` with
+/// fewer than two distinct instants.
+pub(crate) fn interval_s(recent_ms: &[i64]) -> Option<f64> {
+    let mut gaps: Vec<i64> = recent_ms
+        .windows(2)
+        .map(|w| w[0] - w[1])
+        .filter(|g| *g > 0)
+        .collect();
+    gaps.sort_unstable();
+    gaps.get(gaps.len().checked_sub(1)? / 2)
+        .map(|g| *g as f64 / 1000.0)
+}
+
+/// `freshness`: whether the newest cycle is recent enough for its statuses to be current. It
+/// is stale when older than three intervals (at least one interval plus a few seconds).
+pub(crate) fn freshness(now_ms: i64, newest_ms: Option<i64>, recent_ms: &[i64]) -> Value {
+    let interval = interval_s(recent_ms);
+    let basis = interval.unwrap_or(FALLBACK_INTERVAL_S);
+    let stale_after = (3.0 * basis).max(basis + STALE_SLACK_S);
+    let age = newest_ms.map(|t| ((now_ms - t) as f64 / 1000.0).max(0.0));
+    json!({
+        "last_cycle_ms": newest_ms,
+        "age_seconds": num(age),
+        "interval_seconds": num(interval),
+        "stale_after_seconds": round2(stale_after),
+        // An unparsable newest timestamp cannot be shown as current either.
+        "stale": age.is_none_or(|a| a > stale_after),
+    })
+}
+
+/// `{status: count}` of the statuses present, as `stats.distribution`.
+fn status_counts(acc: &ServiceAcc) -> Value {
+    let mut counts = Map::new();
+    for status in ServiceStatus::ALL {
+        let n = acc.count(status);
+        if n > 0 {
+            counts.insert(status.as_str().to_owned(), json!(n));
+        }
+    }
+    Value::Object(counts)
 }
 
 pub(crate) async fn handler(
@@ -112,27 +168,30 @@ pub(crate) async fn handler(
             return Ok(None);
         };
         let window = q.window(start, width, count)?;
-        Ok(Some((latest, window)))
+        let recent = q.recent_cycle_instants_ms(INTERVAL_SAMPLE)?;
+        Ok(Some((latest, window, recent)))
     })
     .await?;
-    let Some((latest, window)) = data else {
+    let Some((latest, window, recent)) = data else {
         return Err(ApiError::NotFound);
     };
-    let source = match window.source {
-        Source::Raw => "raw",
-        Source::Rollup => "rollup",
-        Source::Mixed => "mixed",
-    };
+    let source = window.source.as_str();
     // Says which rows answered, for operators and tests; the body is the same either way.
     Ok((
         [("x-heartbeat-source", source)],
-        Json(build(&state, &range, &latest, &window)),
+        Json(build(&state, &range, &latest, &window, &recent)),
     )
         .into_response())
 }
 
-/// The response body.
-pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window: &Window) -> Value {
+/// The response body. `recent_ms`: the newest cycles' instants, newest first (for `freshness`).
+pub(crate) fn build(
+    state: &AppState,
+    range: &str,
+    latest: &LatestCycle,
+    window: &Window,
+    recent_ms: &[i64],
+) -> Value {
     let settings = &state.settings;
     let mut total = CycleAcc::default();
     let mut per_service: HashMap<&str, ServiceAcc> = HashMap::new();
@@ -162,13 +221,9 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
                 .get(c.name.as_str())
                 .cloned()
                 .unwrap_or_default();
-            let mut distribution = Map::new();
-            for (name, n) in STATUS_NAMES.iter().zip(acc.statuses) {
-                if n > 0 {
-                    distribution.insert((*name).to_owned(), json!(n));
-                }
-            }
+            let distribution = status_counts(&acc);
             let pctl = |p: f64| num(acc.hist.percentile(p, &acc.latency));
+            let slow_ms = settings.slow_ms.for_service(&c.name);
             json!({
                 "name": c.name,
                 "service_type": kind,
@@ -178,10 +233,12 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
                 "error": mask_error(
                     settings.mask_errors,
                     kind,
-                    &c.status,
+                    c.status.as_str(),
                     c.status_code,
                     c.error_message.as_deref(),
                 ),
+                "slow_ms": slow_ms,
+                "slow": settings.slow_ms.is_slow(&c.name, c.latency_ms),
                 "stats": {
                     "uptime": pct(acc.healthy(), acc.n),
                     "success": acc.healthy(),
@@ -194,6 +251,7 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
                     "p50": pctl(50.0),
                     "p95": pctl(95.0),
                     "p99": pctl(99.0),
+                    "latency_samples": acc.latency.n,
                 },
             })
         })
@@ -208,6 +266,7 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
     let mut timestamps = Vec::with_capacity(window.buckets.len());
     let (mut cpu, mut ram, mut disk) = (Vec::new(), Vec::new(), Vec::new());
     let (mut duration, mut ping, mut ping_jitter) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ping_min, mut ping_max) = (Vec::new(), Vec::new());
     for (i, b) in window.buckets.iter().enumerate() {
         let t = window.start_s + window.width_s * i as i64;
         timestamps.push(t);
@@ -227,6 +286,8 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
         duration.push(num(c.duration.avg()));
         ping.push(num(c.ping.avg()));
         ping_jitter.push(num(c.ping.jitter()));
+        ping_min.push(num(c.ping.min_opt()));
+        ping_max.push(num(c.ping.max_opt()));
     }
     // Every service with checks in the range gets a series, as in the original tool: one taken
     // out of the configuration stays on the charts until its history leaves the range. The
@@ -241,6 +302,7 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
     removed.sort_by_cached_key(|name| (name.to_lowercase(), *name));
     let mut hist_services = Map::new();
     let mut hist_jitter = Map::new();
+    let (mut hist_min, mut hist_max, mut hist_status) = (Map::new(), Map::new(), Map::new());
     for name in checks.iter().map(|(_, c)| c.name.as_str()).chain(removed) {
         let series = |f: &dyn Fn(&ServiceAcc) -> Option<f64>| -> Vec<Value> {
             window
@@ -251,6 +313,17 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
         };
         hist_services.insert(name.to_owned(), json!(series(&|a| a.latency.avg())));
         hist_jitter.insert(name.to_owned(), json!(series(&|a| a.latency.jitter())));
+        hist_min.insert(name.to_owned(), json!(series(&|a| a.latency.min_opt())));
+        hist_max.insert(name.to_owned(), json!(series(&|a| a.latency.max_opt())));
+        let statuses: Vec<Value> = window
+            .buckets
+            .iter()
+            .map(|b| match b.services.get(name) {
+                Some(acc) if acc.n > 0 => status_counts(acc),
+                _ => Value::Null,
+            })
+            .collect();
+        hist_status.insert(name.to_owned(), json!(statuses));
     }
 
     let distribution: Vec<Value> = total
@@ -272,6 +345,7 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
 
     json!({
         "last_updated": latest.timestamp,
+        "freshness": freshness(state.now().as_millisecond(), latest.ts_ms, recent_ms),
         "system": {
             "cpu": round2(latest.cpu_percent),
             "ram": round2(latest.ram_percent),
@@ -305,6 +379,11 @@ pub(crate) fn build(state: &AppState, range: &str, latest: &LatestCycle, window:
             "ping_jitter": ping_jitter,
             "services": hist_services,
             "services_jitter": hist_jitter,
+            "services_min": hist_min,
+            "services_max": hist_max,
+            "services_status": hist_status,
+            "ping_min": ping_min,
+            "ping_max": ping_max,
         },
     })
 }
@@ -324,6 +403,43 @@ mod tests {
         let last = start + width * 30;
         assert!(last <= now && now < last + width);
         assert_eq!(layout(300, 30, 95).1, 10);
+    }
+
+    #[test]
+    fn interval_is_the_lower_median_spacing() {
+        assert_eq!(interval_s(&[]), None);
+        assert_eq!(interval_s(&[1_000]), None);
+        assert_eq!(interval_s(&[20_000, 10_000]), Some(10.0));
+        // A restart gap of an hour among the spacings does not stretch the interval.
+        let ms = [3_640_000, 3_630_000, 3_620_000, 3_610_000, 10_000, 0];
+        assert_eq!(interval_s(&ms), Some(10.0));
+        assert_eq!(
+            interval_s(&[5_000, 5_000, 2_000]),
+            Some(3.0),
+            "duplicates ignored"
+        );
+    }
+
+    #[test]
+    fn stale_after_three_intervals() {
+        let recent = [100_000, 90_000, 80_000];
+        let f = freshness(129_000, Some(100_000), &recent);
+        assert_eq!(f["stale"], false);
+        assert_eq!(f["age_seconds"], 29.0);
+        assert_eq!(f["interval_seconds"], 10.0);
+        assert_eq!(f["stale_after_seconds"], 30.0);
+        assert_eq!(freshness(131_000, Some(100_000), &recent)["stale"], true);
+        // A one-second agent: one interval plus the slack.
+        let fast = [3_000, 2_000, 1_000];
+        assert_eq!(freshness(8_500, Some(3_000), &fast)["stale"], false);
+        assert_eq!(freshness(9_500, Some(3_000), &fast)["stale"], true);
+        // One cycle only: judged against the default interval; no instant: stale.
+        assert_eq!(freshness(35_000, Some(0), &[0])["stale"], true);
+        assert_eq!(
+            freshness(25_000, Some(0), &[0])["interval_seconds"],
+            Value::Null
+        );
+        assert_eq!(freshness(0, None, &[])["stale"], true);
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use hb_store::rollup_schema::{STATUS_NAMES, ServiceAcc};
+use hb_core::ServiceStatus;
+use hb_core::aggregate::ServiceAcc;
 
 use crate::AppState;
 use crate::api::{ApiError, read};
@@ -110,7 +111,7 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Result<Response, A
             out,
             "heartbeat_service_up{{service=\"{}\"}} {}",
             escape(&c.name),
-            u8::from(c.status == "healthy")
+            u8::from(c.status.is_healthy())
         );
     }
     family(
@@ -119,7 +120,7 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Result<Response, A
         "The service's status in the newest cycle (1 for the current one).",
     );
     for c in &latest.checks {
-        for s in STATUS_NAMES {
+        for s in ServiceStatus::ALL {
             let _ = writeln!(
                 out,
                 "heartbeat_service_status{{service=\"{}\",status=\"{s}\"}} {}",

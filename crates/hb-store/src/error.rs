@@ -1,59 +1,86 @@
-//! The store's error type, shared by the read-only reader and the writer. Messages name the
-//! database path and never carry row contents (so nothing secret can leak through them).
+//! The store's error, the same for every backend: a kind that tells the caller whether trying
+//! again can help, and a message that names the store (a path, a host) but never row contents
+//! or credentials, so nothing secret can leak through it.
 
-use std::path::PathBuf;
+/// What went wrong, as far as a caller needs to know to decide what to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The store is not there yet or cannot be reached (a missing file, no tables yet, a server
+    /// that refuses connections). Retry later, with a new connection.
+    Unavailable,
+    /// The store is busy or out of room (a lock held by another connection, a full disk, no
+    /// memory). Retry the same operation later; the connection is fine.
+    Busy,
+    /// The connection may be unusable (an I/O error, a lost connection). Reopen, then retry.
+    Broken,
+    /// This operation will never be accepted (a constraint, a value the store cannot hold).
+    /// Retrying it is pointless.
+    Rejected,
+    /// The store cannot be used as it is (an unknown schema version, a journal mode that is
+    /// not WAL, permissions): an operator must act. Retried after reopening, since they may.
+    Misconfigured,
+}
 
-/// Everything that can go wrong opening, migrating, reading or writing the database.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot create database directory '{}': {source}", path.display())]
-    CreateDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot open database '{}': {source}", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("database '{}' did not switch to WAL journal mode (it reports '{mode}')", path.display())]
-    NotWal { path: PathBuf, mode: String },
-    #[error(
-        "database '{}' has schema version {found}; this program knows versions up to {supported}",
-        path.display()
-    )]
-    UnknownSchemaVersion {
-        path: PathBuf,
-        found: i64,
-        supported: u32,
-    },
-    #[error("schema migration {version} ({description}) failed: {source}")]
-    Migration {
-        version: u32,
-        description: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("cannot set permissions of '{}': {source}", path.display())]
-    Permissions {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+/// A store failure. `Display` is the message alone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    kind: ErrorKind,
+    message: String,
 }
 
 impl StoreError {
-    /// The SQLite primary error code behind this error, when there is one.
-    pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
-        match self {
-            StoreError::Open { source, .. }
-            | StoreError::Migration { source, .. }
-            | StoreError::Sqlite(source) => source.sqlite_error_code(),
-            _ => None,
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> StoreError {
+        StoreError {
+            kind,
+            message: message.into(),
         }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> StoreError {
+        StoreError::new(ErrorKind::Unavailable, message)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the same operation may succeed later.
+    pub fn is_transient(&self) -> bool {
+        self.kind != ErrorKind::Rejected
+    }
+
+    /// Whether the connection should be dropped and opened again before retrying.
+    pub fn needs_reopen(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Unavailable | ErrorKind::Broken | ErrorKind::Misconfigured
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_say_what_to_do() {
+        let table = [
+            (ErrorKind::Unavailable, true, true),
+            (ErrorKind::Busy, true, false),
+            (ErrorKind::Broken, true, true),
+            (ErrorKind::Rejected, false, false),
+            (ErrorKind::Misconfigured, true, true),
+        ];
+        for (kind, transient, reopen) in table {
+            let e = StoreError::new(kind, "x");
+            assert_eq!(e.is_transient(), transient, "{kind:?}");
+            assert_eq!(e.needs_reopen(), reopen, "{kind:?}");
+        }
+        assert_eq!(StoreError::unavailable("no file").to_string(), "no file");
     }
 }

@@ -1,10 +1,23 @@
-//! Storage of Heartbeat Monitor: the schema and its migrations as data, the error type, and
-//! (read-only) queries. Nothing in this crate issues a statement that writes: the only writer is
-//! `hb-store-writer`, so a process that depends on this crate alone cannot change the database.
+//! The store's interfaces, backend-neutral: what the dashboard reads ([`ReadStore`], one
+//! consistent [`Snapshot`] per request), what the agent writes ([`WriteStore`], opened through
+//! [`OpenWriteStore`]), their row and aggregate types, and one error type that says whether
+//! trying again can help. No driver lives here: SQLite is `hb-store-sqlite`. The queue that keeps
+//! the agent's writes through store outages ([`DurableWriter`]) is written against the
+//! interface, so every backend gets it.
+//!
+//! The read-only guarantee is structural: [`ReadStore`] and [`Snapshot`] have no method that
+//! writes, and the dashboard's crate depends on this crate only, never on a backend.
 
-pub mod error;
-pub mod reader;
-pub mod rollup_schema;
-pub mod schema;
+mod durable;
+mod error;
+mod read;
+mod rows;
+mod write;
 
-pub use error::StoreError;
+pub use durable::{DurableWriter, PendingOp, WriteReport};
+pub use error::{ErrorKind, StoreError};
+pub use read::{ReadStore, Snapshot};
+pub use rows::{
+    AlertRow, BucketAcc, CheckRow, IncidentRow, LatestCycle, Source, StoreInfo, Window,
+};
+pub use write::{Maintenance, OpenWriteStore, Outbox, WriteStore};

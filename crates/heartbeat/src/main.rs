@@ -3,6 +3,7 @@
 
 mod cmd;
 mod logging;
+mod stores;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -9,6 +9,8 @@ use hb_core::{
     ServiceStatus,
 };
 use hb_dashboard::{AppState, Settings};
+
+mod double;
 use serde_json::Value;
 
 /// 2025-11-25T00:00:00Z, a multiple of one day.
@@ -69,6 +71,7 @@ struct Opts {
     cors: Vec<String>,
     points: u32,
     tz: jiff::tz::TimeZone,
+    slow_ms: hb_core::SlowThresholds,
 }
 
 impl Default for Opts {
@@ -79,21 +82,28 @@ impl Default for Opts {
             cors: Vec::new(),
             points: 30,
             tz: jiff::tz::TimeZone::UTC,
+            slow_ms: hb_core::SlowThresholds::default(),
         }
     }
 }
 
 async fn start(db: &Path, opts: Opts) -> Server {
+    let store = Arc::new(hb_store_sqlite::SqliteStore::new(db).reader());
+    start_on(store, opts).await
+}
+
+/// The dashboard on any read store (the SQLite reader, or a test double).
+async fn start_on(store: Arc<dyn hb_store::ReadStore>, opts: Opts) -> Server {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Settings {
-        db_path: db.to_path_buf(),
         target_data_points: opts.points,
         tz: opts.tz,
         mask_errors: opts.mask,
         cors_origins: opts.cors,
+        slow_ms: opts.slow_ms,
     };
     let now_s = opts.now_s;
-    let state = AppState::new(settings).with_clock(Arc::new(move || {
+    let state = AppState::new(settings, store).with_clock(Arc::new(move || {
         jiff::Timestamp::from_second(now_s).expect("valid test time")
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -222,7 +232,7 @@ fn tiny_cycles() -> Vec<CycleRecord> {
 }
 
 fn write_with_writer(path: &Path, cycles: &[CycleRecord]) {
-    let mut w = hb_store_writer::Writer::open(path).expect("open writer");
+    let mut w = hb_store_sqlite::Writer::open(path).expect("open writer");
     for c in cycles {
         w.record_cycle(c, &[]).expect("record");
     }
@@ -293,7 +303,9 @@ fn write_legacy(path: &Path, cycles: &[CycleRecord], offset_h: impl Fn(usize) ->
     tx.commit().expect("commit");
 }
 
-const RANGES: [&str; 8] = ["live", "1h", "3h", "6h", "12h", "24h", "7d", "30d"];
+const RANGES: [&str; 10] = [
+    "live", "1h", "3h", "6h", "12h", "24h", "7d", "30d", "90d", "1y",
+];
 
 fn nulls(v: &Value, upto: usize) -> bool {
     v.as_array().expect("array")[..upto]
@@ -355,7 +367,7 @@ async fn live_range_exact_numbers() {
     );
     assert_eq!(
         m["stats"],
-        serde_json::json!({"max": 500.0, "avg": 300.0, "min": 100.0, "jitter": 400.0})
+        serde_json::json!({"max": 500.0, "avg": 300.0, "min": 100.0, "jitter": 400.0, "samples": 5})
     );
 
     let n = &j["network"];
@@ -367,7 +379,7 @@ async fn live_range_exact_numbers() {
     );
     assert_eq!(
         n["stats"],
-        serde_json::json!({"max": 50.0, "avg": 27.5, "min": 10.0, "jitter": 40.0})
+        serde_json::json!({"max": 50.0, "avg": 27.5, "min": 10.0, "jitter": 40.0, "samples": 4})
     );
 
     let names: Vec<&str> = j["services"]
@@ -514,7 +526,7 @@ async fn bad_range_missing_data_and_missing_database() {
 
     // The agent creates it: the next request finds the tables, but no cycle yet.
     std::fs::remove_file(&db).expect("rm");
-    let mut w = hb_store_writer::Writer::open(&db).expect("writer");
+    let mut w = hb_store_sqlite::Writer::open(&db).expect("writer");
     let (status, j) = srv.json("/api/live?range=1h").await;
     assert_eq!(status, 404, "{j}");
     assert_eq!(
@@ -526,7 +538,9 @@ async fn bad_range_missing_data_and_missing_database() {
     assert_eq!(status, 400);
     assert_eq!(
         j["valid"],
-        serde_json::json!(["live", "1h", "3h", "6h", "12h", "24h", "7d", "30d"])
+        serde_json::json!([
+            "live", "1h", "3h", "6h", "12h", "24h", "7d", "30d", "90d", "1y"
+        ])
     );
 
     w.record_cycle(&tiny_cycles()[0], &[]).expect("record");
@@ -538,7 +552,7 @@ async fn bad_range_missing_data_and_missing_database() {
 async fn alerts_newest_first_with_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("m.db");
-    let mut w = hb_store_writer::Writer::open(&db).expect("writer");
+    let mut w = hb_store_sqlite::Writer::open(&db).expect("writer");
     let cycles = tiny_cycles();
     for (i, c) in cycles.iter().enumerate() {
         let alert = AlertRecord {
@@ -576,7 +590,7 @@ async fn alerts_newest_first_with_limit() {
 async fn alerts_tell_given_up_and_late_from_waiting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("m.db");
-    let mut w = hb_store_writer::Writer::open(&db).expect("writer");
+    let mut w = hb_store_sqlite::Writer::open(&db).expect("writer");
     let cycles = tiny_cycles();
     let uids = [
         "pending",
@@ -727,9 +741,9 @@ async fn rollups_answer_exactly_like_raw_rows_on_every_range() {
     let mixed = dir.path().join("mixed.db");
     let cycles = month_cycles();
     {
-        let mut w = hb_store_writer::Writer::open(&rolled).expect("writer");
+        let mut w = hb_store_sqlite::Writer::open(&rolled).expect("writer");
         w.record_cycles(&cycles).expect("record");
-        let mut w = hb_store_writer::Writer::open(&mixed).expect("writer");
+        let mut w = hb_store_sqlite::Writer::open(&mixed).expect("writer");
         w.record_cycles(&cycles).expect("record");
     }
     // Half the rows at -05:00 (the original's Lima default), half in UTC.
@@ -763,6 +777,8 @@ async fn rollups_answer_exactly_like_raw_rows_on_every_range() {
         ("24h", "rollup", "rollup"),
         ("7d", "rollup", "rollup"),
         ("30d", "rollup", "mixed"),
+        ("90d", "rollup", "mixed"),
+        ("1y", "rollup", "mixed"),
     ] {
         let path = format!("/api/live?range={range}");
         assert_eq!(a.source(&path).await, rolled_src, "{range}");
@@ -935,7 +951,7 @@ async fn read_only_directory_while_the_agent_writes() {
     std::fs::create_dir(&data).expect("mkdir");
     let db = data.join("m.db");
     let cycles = tiny_cycles();
-    let mut writer = hb_store_writer::Writer::open(&db).expect("writer");
+    let mut writer = hb_store_sqlite::Writer::open(&db).expect("writer");
     writer.record_cycles(&cycles[..4]).expect("record");
     chmod(&data, 0o555);
     let srv = start(&db, Opts::default()).await;
@@ -977,7 +993,7 @@ async fn other_point_counts_and_zones_keep_rollups_and_raw_rows_equal() {
     let rolled = dir.path().join("rolled.db");
     let legacy = dir.path().join("legacy.db");
     let cycles = month_cycles();
-    hb_store_writer::Writer::open(&rolled)
+    hb_store_sqlite::Writer::open(&rolled)
         .expect("writer")
         .record_cycles(&cycles)
         .expect("record");
@@ -1084,7 +1100,7 @@ async fn original_database_on_a_read_only_mount_without_writer_then_with_one() {
 
     // An agent starts on the writable side: the reader must leave immutable mode and see
     // the new cycle through the WAL.
-    let mut w = hb_store_writer::Writer::open(&src.join("m.db")).expect("writer");
+    let mut w = hb_store_sqlite::Writer::open(&src.join("m.db")).expect("writer");
     w.record_cycle(&cycles[4], &[]).expect("record");
     assert!(ro.join("m.db-wal").exists());
     let (status, j) = srv.json("/api/live?range=live").await;
@@ -1200,7 +1216,7 @@ async fn long_ranges_from_rollups_keep_removed_services_until_they_age_out() {
         .max()
         .expect("Retired was checked");
     for db in [&rolled, &mixed] {
-        hb_store_writer::Writer::open(db)
+        hb_store_sqlite::Writer::open(db)
             .expect("writer")
             .record_cycles(&cycles)
             .expect("record");
@@ -1275,3 +1291,212 @@ async fn long_ranges_from_rollups_keep_removed_services_until_they_age_out() {
 }
 
 use hb_testkit::require;
+
+/// Phase 1 of the page work: the keys added beside the contract (freshness, per-bucket status
+/// counts and latency min/max, the slow mark, sample counts), on the tiny five-cycle database.
+#[tokio::test]
+async fn added_keys_status_counts_min_max_freshness_and_slow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("m.db");
+    write_with_writer(&db, &tiny_cycles());
+    let slow_ms = hb_core::SlowThresholds {
+        default_ms: Some(50.0),
+        per_service: [("cache".to_owned(), None)].into_iter().collect(),
+    };
+    let srv = start(
+        &db,
+        Opts {
+            slow_ms,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let (status, j) = srv.json("/api/live?range=live").await;
+    assert_eq!(status, 200, "{j}");
+    let h = &j["history"];
+    // Cycles fall in buckets 24, 25, 26, 29, 30 (see live_range_exact_numbers).
+    let counts = |name: &str, i: usize| h["services_status"][name][i].clone();
+    assert_eq!(counts("api", 23), Value::Null, "empty bucket");
+    assert_eq!(counts("api", 24), serde_json::json!({"healthy": 1}));
+    assert_eq!(counts("api", 27), Value::Null, "gap");
+    assert_eq!(counts("api", 30), serde_json::json!({"error": 1}));
+    assert_eq!(counts("cache", 29), serde_json::json!({"down": 1}));
+    assert_eq!(counts("alpha-db", 30), serde_json::json!({"timeout": 1}));
+    for name in ["api", "Beta", "alpha-db", "cache"] {
+        let series = h["services_status"][name].as_array().expect("series");
+        assert_eq!(series.len(), 31, "{name}");
+        let total: u64 = series
+            .iter()
+            .filter_map(Value::as_object)
+            .flat_map(|o| o.values().filter_map(Value::as_u64))
+            .sum();
+        assert_eq!(total, 5, "{name}: one count per check");
+    }
+    assert_eq!(h["services_min"]["api"][24], 10.0);
+    assert_eq!(h["services_max"]["api"][30], 100.0);
+    assert_eq!(h["services_min"]["alpha-db"][30], Value::Null, "no latency");
+    assert_eq!(h["ping_min"][24], 10.0);
+    assert_eq!(h["ping_max"][30], 50.0);
+    assert_eq!(h["ping_min"][29], Value::Null, "offline cycle");
+
+    // The newest cycle is 4 s old; the cycles are about 10 s apart.
+    assert_eq!(
+        j["freshness"],
+        serde_json::json!({
+            "last_cycle_ms": (NOW / 10 * 10 + 1) * 1000,
+            "age_seconds": 4.0,
+            "interval_seconds": 10.0,
+            "stale_after_seconds": 30.0,
+            "stale": false,
+        })
+    );
+
+    let by_name = |name: &str| {
+        j["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .expect("service")
+    };
+    let api = by_name("api");
+    assert_eq!(
+        (api["slow_ms"].clone(), api["slow"].clone()),
+        (50.0.into(), true.into())
+    );
+    assert_eq!(api["status"], "error", "slow never changes the status");
+    assert_eq!(by_name("Beta")["slow"], false);
+    assert_eq!(by_name("alpha-db")["slow"], false, "no answer is not slow");
+    assert_eq!(by_name("cache")["slow_ms"], Value::Null, "off");
+    assert_eq!(api["stats"]["latency_samples"], 5);
+    assert_eq!(by_name("alpha-db")["stats"]["latency_samples"], 4);
+
+    // An hour later with no new cycle: stale, and the live window is empty.
+    let later = start(
+        &db,
+        Opts {
+            now_s: NOW + 3_600,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let (status, j) = later.json("/api/live?range=live").await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["freshness"]["stale"], true);
+    assert_eq!(j["freshness"]["age_seconds"], 3_604.0);
+    assert_eq!(j["services"][0]["stats"]["latency_samples"], 0);
+    assert_eq!(
+        j["services"][0]["stats"]["max"], 0.0,
+        "the contract's 0 stays"
+    );
+    assert!(nulls(&j["history"]["services_status"]["api"], 31));
+}
+
+/// The interval comes from the data on the original tool's schema too (no `ts_ms`, mixed
+/// offsets, so strings do not sort as instants).
+#[tokio::test]
+async fn freshness_on_the_original_schema_with_mixed_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("legacy.db");
+    let base = (NOW / 10 * 10) * 1000;
+    let cycles: Vec<CycleRecord> = (0..8)
+        .map(|i| {
+            let ts = base - (7 - i as i64) * 60_000;
+            cycle(
+                i,
+                ts,
+                1.0,
+                Some(1.0),
+                Some(200),
+                100,
+                vec![svc("web", "http://web/", CheckOutcome::healthy(Some(1.0)))],
+            )
+        })
+        .collect();
+    write_legacy(&db, &cycles, |i| if i % 2 == 0 { -5 } else { 0 });
+    let srv = start(&db, Opts::default()).await;
+    let (status, j) = srv.json("/api/live?range=1h").await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["freshness"]["interval_seconds"], 60.0);
+    assert_eq!(j["freshness"]["age_seconds"], 5.0);
+    assert_eq!(j["freshness"]["stale_after_seconds"], 180.0);
+    assert_eq!(j["freshness"]["stale"], false);
+}
+
+/// `/api/incidents`: a service bad since its first check is an ongoing incident (it never
+/// alerted), an outage that ended has its length, reasons are masked, and a database without
+/// the incidents table answers an empty list.
+#[tokio::test]
+async fn incidents_list_outages_in_the_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("m.db");
+    let base_ms = (NOW - 600) * 1000;
+    let cycles: Vec<_> = (0..60)
+        .map(|i| {
+            let api = if (20..25).contains(&i) {
+                with_reason(
+                    CheckOutcome::down("x"),
+                    &format!("Connection refused by {SECRET}"),
+                )
+            } else {
+                CheckOutcome::healthy(Some(5.0))
+            };
+            cycle(
+                i,
+                base_ms + i as i64 * 10_000,
+                10.0,
+                Some(3.0),
+                Some(200),
+                20,
+                vec![
+                    svc("api", "http://api.internal/health", api),
+                    svc(
+                        "db",
+                        "docker:db",
+                        CheckOutcome::down("Container state: exited"),
+                    ),
+                ],
+            )
+        })
+        .collect();
+    write_with_writer(&db, &cycles);
+    let server = start(&db, Opts::default()).await;
+    let (status, j) = server.json("/api/incidents?range=1h").await;
+    assert_eq!(status, 200, "{j}");
+    let list = j["incidents"].as_array().expect("list");
+    assert_eq!(list.len(), 2, "{j}");
+    let db_incident = &list[1];
+    assert_eq!(list[0]["service"], "api", "newest start first: {j}");
+    assert_eq!(db_incident["service"], "db");
+    assert_eq!(db_incident["ongoing"], true);
+    assert_eq!(db_incident["ended"], Value::Null);
+    assert_eq!(db_incident["checks"], 60);
+    assert_eq!(db_incident["started"], base_ms as f64 / 1000.0);
+    let api = &list[0];
+    assert_eq!(api["ongoing"], false);
+    assert_eq!(api["duration_seconds"], 50.0);
+    assert_eq!(api["duration"], "50 s");
+    assert_eq!(api["statuses"], serde_json::json!({"down": 5}));
+    assert!(!j.to_string().contains(SECRET), "reasons are masked: {j}");
+    assert_eq!(api["last_reason"], "Service Unavailable");
+
+    let (status, j) = server.json("/api/incidents?range=5m").await;
+    assert_eq!(status, 400, "{j}");
+    let (status, _) = server.json("/api/incidents?range=1h&limit=0").await;
+    assert_eq!(status, 400);
+    // Only what overlaps the range: the api outage ended before the `live` window began.
+    let (_, j) = server.json("/api/incidents?range=live").await;
+    assert_eq!(j["count"], 1, "{j}");
+
+    // The original tool's schema has no incidents table.
+    let legacy = dir.path().join("legacy.db");
+    write_legacy(&legacy, &cycles, |_| 0);
+    let old = start(&legacy, Opts::default()).await;
+    let (status, j) = old.json("/api/incidents?range=24h").await;
+    assert_eq!(
+        (status, j["count"].clone()),
+        (200, serde_json::json!(0)),
+        "{j}"
+    );
+}

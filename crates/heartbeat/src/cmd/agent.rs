@@ -37,7 +37,8 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
             }) as CycleObserver
         });
         let options = RunOptions { once: args.once };
-        hb_agent::run(config, options, observer, shutdown).await?;
+        let store = crate::stores::agent_store(&config);
+        hb_agent::run(config, store, options, observer, shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -21,11 +21,11 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
     crate::logging::init(config.log_format);
     let bind = args.bind.unwrap_or_else(|| config.dashboard_bind.clone());
     let state = app_state(&config);
-    let db_path = config.db_path.clone();
-    // Reads run on the blocking pool, at most POOL_MAX at a time; capping its threads keeps
-    // malloc arenas (and so memory) bounded under load.
+    let store_name = state.store_name();
+    // Reads run on the blocking pool, at most the store's concurrency at a time; capping its
+    // threads keeps malloc arenas (and so memory) bounded under load.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(hb_dashboard::READ_CONCURRENCY)
+        .max_blocking_threads(state.read_concurrency())
         .enable_all()
         .build()?;
     runtime.block_on(async move {
@@ -33,7 +33,7 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on '{bind}' (DASHBOARD_BIND / --bind)"))?;
         let local = listener.local_addr()?;
-        tracing::info!(addr = %local, db = %db_path.display(), "dashboard listening");
+        tracing::info!(addr = %local, store = %store_name, "dashboard listening");
         let shutdown = CancellationToken::new();
         super::cancel_on_signal(shutdown.clone());
         let app = hb_dashboard::app(state);
@@ -54,13 +54,13 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
 /// The dashboard's state from the configuration (shared with `heartbeat demo`).
 pub fn app_state(config: &DashboardConfig) -> hb_dashboard::AppState {
     let settings = hb_dashboard::Settings {
-        db_path: config.db_path.clone(),
         target_data_points: config.target_data_points,
         tz: config.tz.clone(),
         mask_errors: config.mask_errors,
         cors_origins: config.cors_origins.clone(),
+        slow_ms: config.slow_ms.clone(),
     };
-    hb_dashboard::AppState::new(settings).with_analytics(
+    hb_dashboard::AppState::new(settings, crate::stores::dashboard_store(config)).with_analytics(
         hb_dashboard::assets::Analytics::from_settings(
             config.umami_script_url.as_deref(),
             config.umami_website_id.as_deref(),

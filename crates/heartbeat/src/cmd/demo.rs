@@ -39,6 +39,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("SQLITE_DB_PATH", DEMO_DB),
     ("DASHBOARD_BIND", "127.0.0.1:8000"),
     ("DASHBOARD_MASK_ERRORS", "false"),
+    // The mock's `slow` service answers after 1.2 s: the page marks it slow, still healthy.
+    ("SERVICE_SLOW_MS", "1000"),
 ];
 
 pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
@@ -161,8 +163,15 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
                 },
             ))
         };
-        let agent_result =
-            run_agent(agent_config, RunOptions::default(), None, shutdown.clone()).await;
+        let store = crate::stores::agent_store(&agent_config);
+        let agent_result = run_agent(
+            agent_config,
+            store,
+            RunOptions::default(),
+            None,
+            shutdown.clone(),
+        )
+        .await;
         // The agent returns on shutdown (or on a start-up error): stop the servers with it.
         shutdown.cancel();
         let (mock_result, dash_result) = tokio::join!(mock_task, dash_task);

@@ -26,6 +26,9 @@ pub struct Args {
     /// Cycles per transaction.
     #[arg(long, default_value_t = 2000)]
     pub batch: usize,
+    /// Seconds before now that the history ends (an agent that stopped: stale data).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub ended_ago: u64,
 }
 
 /// xorshift64*: small, deterministic, good enough for synthetic data.
@@ -53,9 +56,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     anyhow::ensure!(args.interval > 0, "--interval must be at least 1");
-    let mut writer = hb_store_writer::Writer::open(&args.path)?;
+    let mut writer = hb_store_sqlite::Writer::open(&args.path)?;
     let interval_ms = i64::from(args.interval) * 1000;
-    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let ended_ago_ms = i64::try_from(args.ended_ago.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let now_ms = jiff::Timestamp::now()
+        .as_millisecond()
+        .saturating_sub(ended_ago_ms);
     let end_ms = now_ms.div_euclid(interval_ms) * interval_ms;
     let count = i64::from(args.days) * 86_400_000 / interval_ms;
     let mut rng = Rng(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);

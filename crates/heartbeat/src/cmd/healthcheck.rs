@@ -33,7 +33,7 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
                 || (config.loop_interval * 3).max(Duration::from_secs(60)),
                 Duration::from_secs,
             );
-            check_database(&config.db_path, max_age)
+            check_database(&config, max_age)
         }
     };
     Ok(match verdict {
@@ -48,8 +48,10 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn check_database(path: &std::path::Path, max_age: Duration) -> Result<String, String> {
-    let latest = hb_store::reader::Reader::new(path)
+fn check_database(config: &HealthcheckConfig, max_age: Duration) -> Result<String, String> {
+    let path = &config.db_path;
+    let store = crate::stores::healthcheck_store(config);
+    let latest = store
         .query(|q| q.latest_cycle())
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?
         .ok_or_else(|| format!("no cycle in {} yet", path.display()))?;

@@ -204,6 +204,24 @@ const CASES: &[Case] = &[
         secret: None,
         cmds: AGENT,
     },
+    Case {
+        vars: &[("SERVICE_SLOW_MS", "fast")],
+        names: "SERVICE_SLOW_MS",
+        secret: None,
+        cmds: &["config", "dashboard"],
+    },
+    Case {
+        vars: &[("SERVICE_SLOW_MS", "0")],
+        names: "SERVICE_SLOW_MS",
+        secret: None,
+        cmds: &["config", "dashboard"],
+    },
+    Case {
+        vars: &[("SERVICE_SLOW_MS_web", "-250")],
+        names: "SERVICE_SLOW_MS_web",
+        secret: None,
+        cmds: &["config", "dashboard"],
+    },
     // A key that cannot go into an HTTP header once made the agent exit 1 after `config` said 0.
     Case {
         vars: &[("SECRET_KEY", "sk-first-half\nsk-second-half")],

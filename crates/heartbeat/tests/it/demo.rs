@@ -30,12 +30,49 @@ async fn poll<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Opti
     }
 }
 
-/// A running demo and the two URLs it printed.
+/// A running demo and the two URLs it printed. Its output is drained all along (an unread pipe
+/// fills and stops the demo at its next log line); a failing test prints the log's tail.
 struct Demo {
     process: AgentProcess,
     dashboard: String,
     controller: String,
     dir: tempfile::TempDir,
+    log: Log,
+}
+
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>);
+
+impl Log {
+    const KEEP: usize = 300;
+
+    fn drain(&self, from: impl std::io::Read + Send + 'static) {
+        let log = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(from).lines().map_while(Result::ok) {
+                if let Ok(mut l) = log.0.lock() {
+                    if l.len() == Self::KEEP {
+                        l.pop_front();
+                    }
+                    l.push_back(line);
+                }
+            }
+        });
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // Only the test's own handle prints: the draining threads never panic.
+        if std::thread::panicking()
+            && let Ok(l) = self.0.lock()
+        {
+            eprintln!("--- the demo's last {} log lines ---", l.len());
+            for line in l.iter() {
+                eprintln!("{line}");
+            }
+        }
+    }
 }
 
 async fn start_demo() -> Demo {
@@ -55,16 +92,26 @@ async fn start_demo() -> Demo {
         .spawn()
         .expect("spawn demo");
     let stdout = child.stdout.take().expect("stdout");
+    let log = Log::default();
+    log.drain(child.stderr.take().expect("stderr"));
     let process = AgentProcess { child };
-    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .take(4)
-            .collect()
+    let (lines, stdout): (Vec<String>, _) = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut lines = Vec::new();
+        for _ in 0..4 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            lines.push(line.trim_end().to_owned());
+        }
+        (lines, reader)
     })
     .await
     .expect("join");
+    // The rest of stdout (the scenario line) must be read too: a closed pipe fails the demo's
+    // next print.
+    log.drain(stdout);
     let dashboard = url_after(&lines, "dashboard:")
         .trim_end_matches('/')
         .to_owned();
@@ -76,6 +123,7 @@ async fn start_demo() -> Demo {
         dashboard,
         controller,
         dir,
+        log,
     }
 }
 
@@ -94,6 +142,7 @@ async fn demo_shows_a_flipped_service_in_the_dashboard_and_the_sink() {
         dashboard,
         controller,
         dir,
+        log: _log,
     } = start_demo().await;
     let client = reqwest::Client::new();
     let get = |url: String| {

@@ -1,19 +1,19 @@
-//! Applies `hb_store::schema::MIGRATIONS` to a read-write connection, one transaction per
+//! Applies [`crate::schema::MIGRATIONS`] to a read-write connection, one transaction per
 //! migration, recording progress in `PRAGMA user_version`.
 
 use std::path::Path;
 
-use hb_store::StoreError;
-use hb_store::schema::{IndexSpec, LATEST_VERSION, MIGRATIONS, Migration};
+use crate::SqliteError;
+use crate::schema::{IndexSpec, LATEST_VERSION, MIGRATIONS, Migration};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
 }
 
-fn check_known(path: &Path, found: i64) -> Result<(), StoreError> {
+fn check_known(path: &Path, found: i64) -> Result<(), SqliteError> {
     if found < 0 || found > i64::from(LATEST_VERSION) {
-        return Err(StoreError::UnknownSchemaVersion {
+        return Err(SqliteError::UnknownSchemaVersion {
             path: path.to_path_buf(),
             found,
             supported: LATEST_VERSION,
@@ -24,14 +24,14 @@ fn check_known(path: &Path, found: i64) -> Result<(), StoreError> {
 
 /// Brings the database up to [`LATEST_VERSION`]. Safe to run concurrently with another writer
 /// doing the same: each step re-reads the version under the write lock.
-pub(crate) fn run(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+pub(crate) fn run(conn: &mut Connection, path: &Path) -> Result<(), SqliteError> {
     let found = user_version(conn)?;
     check_known(path, found)?;
     for migration in MIGRATIONS {
         if i64::from(migration.version) <= found {
             continue;
         }
-        let failed = |source| StoreError::Migration {
+        let failed = |source| SqliteError::Migration {
             version: migration.version,
             description: migration.description,
             source,

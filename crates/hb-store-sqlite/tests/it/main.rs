@@ -3,6 +3,8 @@
 mod alerts;
 mod atomic;
 mod crash;
+mod incidents;
+mod off_grid;
 mod queue;
 mod schema;
 mod support;

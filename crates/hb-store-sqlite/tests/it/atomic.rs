@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hb_store_writer::Writer;
+use hb_store_sqlite::Writer;
 
 use crate::support::{cycle, read_only};
 

@@ -1,8 +1,8 @@
 //! Databases made by the original tool: upgraded in place, additively, and appended to.
 
-use hb_store::StoreError;
-use hb_store::schema::LATEST_VERSION;
-use hb_store_writer::Writer;
+use hb_store_sqlite::SqliteError;
+use hb_store_sqlite::Writer;
+use hb_store_sqlite::schema::LATEST_VERSION;
 use jiff::Timestamp;
 use rusqlite::Connection;
 
@@ -183,7 +183,7 @@ fn a_newer_schema_is_refused() {
             .expect("version");
     }
     match Writer::open(&path) {
-        Err(StoreError::UnknownSchemaVersion { found, .. }) => assert_eq!(found, 99),
+        Err(SqliteError::UnknownSchemaVersion { found, .. }) => assert_eq!(found, 99),
         other => panic!("expected UnknownSchemaVersion, got {other:?}"),
     }
 }

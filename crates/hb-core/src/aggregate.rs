@@ -1,62 +1,16 @@
-//! The rollup tables (migration 3) and their row format: mergeable per-tier aggregates of cycles
-//! and service checks, shared by the writer that maintains them and the reader that answers
-//! dashboard ranges from them. Pure code: no connection is opened here.
+//! The mergeable aggregate maths every store backend shares: running stats, latency
+//! histograms and their percentiles, per-span cycle and service aggregates, and the placement
+//! of time buckets on the rollup tiers. Pure: no I/O, no clock, no SQL.
 
 use std::collections::BTreeMap;
+
+use crate::ServiceStatus;
 
 /// Tier widths in seconds, largest first. Every block starts at a multiple of its width since
 /// the Unix epoch, so a block of a larger tier is an exact union of blocks of the smaller ones.
 /// Six minutes divides the default bucket widths of every range from 3h to 30d (6, 12, 24, 48,
 /// 336 and 1440 minutes), so bucket edges inside an hour cost a few rows, not sixty.
 pub const TIERS_S: [i64; 4] = [86_400, 3_600, 360, 60];
-
-/// Migration 3: rollup tables. `rollup_meta.covered_from_ms` is the first instant from which
-/// every cycle is rolled up (the first minute boundary after the newest cycle that existed when
-/// the migration ran); earlier data is read from raw rows.
-pub const MIGRATION_3_SQL: &str = "
-CREATE TABLE rollup_cycles (
-    tier_s INTEGER NOT NULL,
-    start_s INTEGER NOT NULL,
-    n INTEGER NOT NULL,
-    cpu_sum REAL NOT NULL,
-    ram_sum REAL NOT NULL,
-    disk_sum REAL NOT NULL,
-    dur_n INTEGER NOT NULL,
-    dur_sum REAL NOT NULL,
-    dur_min REAL,
-    dur_max REAL,
-    ping_n INTEGER NOT NULL,
-    ping_sum REAL NOT NULL,
-    ping_min REAL,
-    ping_max REAL,
-    inet_up INTEGER NOT NULL,
-    workers BLOB NOT NULL,
-    PRIMARY KEY (tier_s, start_s)
-) WITHOUT ROWID;
-CREATE TABLE rollup_services (
-    tier_s INTEGER NOT NULL,
-    start_s INTEGER NOT NULL,
-    service_name TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    healthy INTEGER NOT NULL,
-    error INTEGER NOT NULL,
-    timeout INTEGER NOT NULL,
-    down INTEGER NOT NULL,
-    unknown INTEGER NOT NULL,
-    lat_n INTEGER NOT NULL,
-    lat_sum REAL NOT NULL,
-    lat_min REAL,
-    lat_max REAL,
-    hist BLOB NOT NULL,
-    PRIMARY KEY (tier_s, start_s, service_name)
-) WITHOUT ROWID;
-CREATE TABLE rollup_meta (
-    key TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-INSERT INTO rollup_meta (key, value)
-    SELECT 'covered_from_ms', COALESCE((MAX(ts_ms) / 60000 + 1) * 60000, 0) FROM monitoring_cycles;
-";
 
 /// Running count/sum/min/max of one measure.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -273,19 +227,23 @@ impl CycleAcc {
     }
 }
 
-/// Status counters in the order healthy, error, timeout, down, unknown (any other stored
-/// status string counts as unknown).
-pub fn status_index(status: &str) -> usize {
+/// Status counters in the order of [`ServiceStatus::ALL`]: healthy, error, timeout, down,
+/// unknown.
+pub fn status_index(status: ServiceStatus) -> usize {
     match status {
-        "healthy" => 0,
-        "error" => 1,
-        "timeout" => 2,
-        "down" => 3,
-        _ => 4,
+        ServiceStatus::Healthy => 0,
+        ServiceStatus::Error => 1,
+        ServiceStatus::Timeout => 2,
+        ServiceStatus::Down => 3,
+        ServiceStatus::Unknown => 4,
     }
 }
 
-pub const STATUS_NAMES: [&str; 5] = ["healthy", "error", "timeout", "down", "unknown"];
+/// A stored status string as the taxonomy: anything outside it (a hand-edited or foreign row)
+/// counts as `unknown`, as the older tool's dashboard counted it.
+pub fn stored_status(status: &str) -> ServiceStatus {
+    status.parse().unwrap_or(ServiceStatus::Unknown)
+}
 
 /// Aggregate of one service's checks over some span.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -297,7 +255,7 @@ pub struct ServiceAcc {
 }
 
 impl ServiceAcc {
-    pub fn add(&mut self, status: &str, latency_ms: Option<f64>) {
+    pub fn add(&mut self, status: ServiceStatus, latency_ms: Option<f64>) {
         self.n += 1;
         self.statuses[status_index(status)] += 1;
         if let Some(l) = latency_ms {
@@ -318,11 +276,127 @@ impl ServiceAcc {
     pub fn healthy(&self) -> u64 {
         self.statuses[0]
     }
+
+    /// Checks counted with `status`.
+    pub fn count(&self, status: ServiceStatus) -> u64 {
+        self.statuses[status_index(status)]
+    }
+}
+
+/// Covers the span `[a, b)` (whole minutes) with the largest tier blocks that fit, appending
+/// `(tier_s, from_s, to_s)` ranges of block starts to `out`. `tiers` is largest first, as
+/// [`TIERS_S`]; every block of a larger tier is a union of blocks of the next.
+pub fn cover(a: i64, b: i64, tiers: &[i64], out: &mut Vec<(i64, i64, i64)>) {
+    let Some((&tier, smaller)) = tiers.split_first() else {
+        return;
+    };
+    if smaller.is_empty() {
+        if a < b {
+            out.push((tier, a, b));
+        }
+        return;
+    }
+    let ca = a.div_euclid(tier) * tier + if a.rem_euclid(tier) == 0 { 0 } else { tier };
+    let cb = b.div_euclid(tier) * tier;
+    if ca < cb {
+        cover(a, ca, smaller, out);
+        out.push((tier, ca, cb));
+        cover(cb, b, smaller, out);
+    } else {
+        cover(a, b, smaller, out);
+    }
+}
+
+/// The part `[from_s, to_s)` of the buckets `[start_s + i*width_s, start_s + (i+1)*width_s)`
+/// (`count` of them), covered with tier blocks ([`cover`]), adjacent blocks of one tier joined
+/// into one range. No range straddles a bucket boundary, so a block belongs to the bucket of
+/// its start ([`bucket_index`]). Exact when the bucket edges are whole minutes; otherwise a
+/// minute block that straddles an edge counts in the bucket where it starts.
+pub fn tier_ranges(
+    start_s: i64,
+    width_s: i64,
+    count: usize,
+    from_s: i64,
+    to_s: i64,
+) -> Vec<(i64, i64, i64)> {
+    let mut pieces = Vec::new();
+    for i in 0..count {
+        let a = (start_s + width_s * i as i64).max(from_s);
+        let b = (start_s + width_s * (i as i64 + 1)).min(to_s);
+        if a < b {
+            cover(a, b, &TIERS_S, &mut pieces);
+        }
+    }
+    pieces.sort_by_key(|p| (p.0, p.1));
+    let mut merged: Vec<(i64, i64, i64)> = Vec::new();
+    for p in pieces {
+        match merged.last_mut() {
+            Some(last) if last.0 == p.0 && last.2 == p.1 => last.2 = p.2,
+            _ => merged.push(p),
+        }
+    }
+    merged
+}
+
+/// The index of the bucket holding the instant `t` (any unit, the same as `start` and
+/// `width`), `None` before the first bucket.
+pub fn bucket_index(start: i64, width: i64, t: i64) -> Option<usize> {
+    usize::try_from((t - start).div_euclid(width.max(1))).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cover_uses_largest_blocks() {
+        let mut out = Vec::new();
+        // 23:00 on day 0 to 02:30 on day 2.
+        cover(82_800, 2 * 86_400 + 9_000, &TIERS_S, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                (3_600, 82_800, 86_400),
+                (86_400, 86_400, 172_800),
+                (3_600, 172_800, 180_000),
+                (360, 180_000, 181_800),
+            ]
+        );
+        let mut out = Vec::new();
+        cover(120, 240, &TIERS_S, &mut out);
+        assert_eq!(out, vec![(60, 120, 240)]);
+        let mut out = Vec::new();
+        cover(300, 840, &TIERS_S, &mut out);
+        assert_eq!(out, vec![(60, 300, 360), (360, 360, 720), (60, 720, 840)]);
+    }
+
+    #[test]
+    fn tier_ranges_join_adjacent_blocks_and_skip_the_covered_part() {
+        // Two 6-minute buckets from minute 0; only from minute 3 on.
+        assert_eq!(
+            tier_ranges(0, 360, 2, 180, 720),
+            vec![(60, 180, 360), (360, 360, 720)]
+        );
+        assert_eq!(tier_ranges(0, 60, 3, 0, 180), vec![(60, 0, 180)]);
+        assert_eq!(
+            tier_ranges(0, 60, 3, 0, 120),
+            vec![(60, 0, 120)],
+            "up to `to_s`"
+        );
+        assert_eq!(bucket_index(0, 60, -1), None);
+        assert_eq!(bucket_index(0, 60, 59), Some(0));
+        assert_eq!(bucket_index(0, 60, 60), Some(1));
+    }
+
+    #[test]
+    fn statuses_outside_the_taxonomy_count_as_unknown() {
+        let mut acc = ServiceAcc::default();
+        acc.add(stored_status("healthy"), Some(2.0));
+        acc.add(stored_status("exploded"), None);
+        assert_eq!(acc.count(ServiceStatus::Healthy), 1);
+        assert_eq!(acc.count(ServiceStatus::Unknown), 1);
+        assert_eq!(acc.n, 2);
+    }
 
     #[test]
     fn bins_are_within_one_percent() {

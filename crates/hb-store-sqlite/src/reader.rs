@@ -1,5 +1,5 @@
 //! The read-only reader: connections opened with `SQLITE_OPEN_READ_ONLY` (never a PRAGMA that
-//! writes; `immutable` only on a database no writer has open, see [`Reader::query`]), and every
+//! writes; `immutable` only on a database no writer has open, see [`SqliteReader::query`]), and every
 //! query the dashboard asks. Time windows are answered from the rollup tables where they cover
 //! the window and from raw rows otherwise (older databases), into the same mergeable aggregates,
 //! so both paths give the same numbers.
@@ -12,16 +12,36 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::rollup_schema::{Counts, CycleAcc, ServiceAcc, Stat, TIERS_S};
+use crate::closed::{ClosedBuckets, Origin};
+use crate::offsets::{OffsetCache, TextBounds};
+use hb_core::ServiceStatus;
+use hb_core::aggregate::{
+    Counts, CycleAcc, ServiceAcc, Stat, bucket_index, stored_status, tier_ranges,
+};
+use hb_store::{
+    AlertRow, BucketAcc, CheckRow, IncidentRow, LatestCycle, ReadStore, Snapshot, Source,
+    StoreError, StoreInfo, Window,
+};
 
-/// Why a read failed.
+/// Why a read failed, inside this module; the store's [`StoreError`] at the interface.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// The database is not there yet (missing file, no tables): retry later.
     #[error("database not ready: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+impl From<ReadError> for StoreError {
+    fn from(e: ReadError) -> StoreError {
+        match e {
+            ReadError::Unavailable(reason) => StoreError::unavailable(reason),
+            ReadError::Sqlite(e) => {
+                StoreError::new(crate::error::kind_of(&e), format!("database error: {e}"))
+            }
+        }
+    }
 }
 
 impl ReadError {
@@ -55,30 +75,33 @@ const CACHE_KIB: i64 = 1024;
 /// A pool of read-only connections to one database file. Opening never fails: a missing or
 /// empty database shows up as [`ReadError::Unavailable`] on the first query.
 #[derive(Debug)]
-pub struct Reader {
+pub struct SqliteReader {
     path: PathBuf,
     idle: Mutex<Vec<Conn>>,
     /// Whether the last connection opened was immutable; only for logging the switches once.
     immutable_mode: AtomicBool,
+    /// The offsets the timestamps carry, for databases without instants.
+    offsets: Mutex<OffsetCache>,
+    /// Raw windows of at least this many cycles (and a quarter of the table) read the checks
+    /// in one pass; see [`Query::most_cycles`].
+    scan_min_cycles: usize,
+    /// Closed buckets of a database read from raw rows only (see the `closed` module).
+    closed: Mutex<ClosedBuckets>,
 }
+
+/// See [`SqliteReader::scan_min_cycles`].
+const SCAN_MIN_CYCLES: usize = 20_000;
 
 /// What the database holds, probed once per query so an upgrade by the agent is seen at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SchemaInfo {
+pub(crate) struct SchemaInfo {
     pub has_ts_ms: bool,
     pub has_alerts: bool,
     /// The alerts table has the outbox columns (`delivery_state`, `redelivered_at`).
     pub has_alert_outbox: bool,
+    pub has_incidents: bool,
     /// `Some(ms)` when rollups exist and cover every cycle from `ms` on.
     pub rollups_from_ms: Option<i64>,
-}
-
-/// Which rows answered a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Raw,
-    Rollup,
-    Mixed,
 }
 
 /// A pooled connection. An immutable one carries the stamp of the file taken before it was
@@ -108,12 +131,15 @@ const CANNOT_OPEN: &str = "the database file cannot be opened";
 /// How many times a read is retried when a writer appeared during an immutable read.
 const IMMUTABLE_ATTEMPTS: usize = 4;
 
-impl Reader {
-    pub fn new(path: impl Into<PathBuf>) -> Reader {
-        Reader {
+impl SqliteReader {
+    pub fn new(path: impl Into<PathBuf>) -> SqliteReader {
+        SqliteReader {
             path: path.into(),
             idle: Mutex::new(Vec::new()),
             immutable_mode: AtomicBool::new(false),
+            offsets: Mutex::new(OffsetCache::default()),
+            scan_min_cycles: SCAN_MIN_CYCLES,
+            closed: Mutex::new(ClosedBuckets::default()),
         }
     }
 
@@ -170,8 +196,8 @@ impl Reader {
     /// read-only connection where SQLite may not create them: on a read-only mount it reports
     /// "cannot open", in a directory the user may not write (`0555`) "attempt to write a
     /// readonly database". Only then, and only when no writer's file is there
-    /// ([`Reader::quiet_stamp`]), it is opened `immutable`. Such a connection is dropped as soon
-    /// as the file's stamp changes; [`Reader::query`] also checks the stamp after the read.
+    /// ([`SqliteReader::quiet_stamp`]), it is opened `immutable`. Such a connection is dropped as soon
+    /// as the file's stamp changes; [`SqliteReader::query`] also checks the stamp after the read.
     fn begin(&self) -> Result<(Conn, SchemaInfo), ReadError> {
         let stamp = self.quiet_stamp();
         loop {
@@ -218,7 +244,7 @@ impl Reader {
     /// that started meanwhile (its `-wal`/`-shm` appeared, or the file changed) voids the answer,
     /// and `f` runs again on a fresh connection, normally a read-only one that sees the writer's
     /// WAL. So an answer from an immutable connection is never returned once a writer started.
-    pub fn query<T>(
+    pub(crate) fn query<T>(
         &self,
         mut f: impl FnMut(&Query<'_>) -> Result<T, ReadError>,
     ) -> Result<T, ReadError> {
@@ -227,6 +253,10 @@ impl Reader {
             let result = f(&Query {
                 conn: &c.conn,
                 schema,
+                offsets: &self.offsets,
+                scan_min_cycles: self.scan_min_cycles,
+                closed: &self.closed,
+                path: &self.path,
             });
             // COMMIT of a read transaction only releases the snapshot.
             let end = c
@@ -251,6 +281,13 @@ impl Reader {
         Err(ReadError::Unavailable(
             "the database kept changing while it was read immutable (a writer is starting)".into(),
         ))
+    }
+
+    /// A reader that reads a window's checks in one pass from `cycles` cycles on (tests).
+    #[cfg(test)]
+    fn with_scan_min_cycles(mut self, cycles: usize) -> SqliteReader {
+        self.scan_min_cycles = cycles;
+        self
     }
 
     /// Whether the last query was answered by an immutable connection.
@@ -336,82 +373,19 @@ fn probe_schema(conn: &Connection) -> Result<SchemaInfo, ReadError> {
         has_ts_ms,
         has_alerts: has("alerts"),
         has_alert_outbox,
+        has_incidents: has("incidents"),
         rollups_from_ms: rollups_from_ms.filter(|_| has_ts_ms),
     })
 }
 
-/// One check of the newest cycle, as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckRow {
-    pub name: String,
-    pub url: Option<String>,
-    pub status: String,
-    pub status_code: Option<i64>,
-    pub latency_ms: Option<f64>,
-    pub error_message: Option<String>,
-}
-
-/// The newest cycle and its checks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatestCycle {
-    pub id: String,
-    pub timestamp: String,
-    /// The instant of `timestamp`, when it parses.
-    pub ts_ms: Option<i64>,
-    pub cpu_percent: f64,
-    pub ram_percent: f64,
-    pub ram_used_mb: f64,
-    pub disk_percent: f64,
-    pub uptime_seconds: Option<f64>,
-    pub container_count: i64,
-    pub internet_status: bool,
-    pub ping_ms: Option<f64>,
-    pub worker_status: Option<i64>,
-    pub cycle_duration_ms: Option<i64>,
-    pub checks: Vec<CheckRow>,
-}
-
-/// One alert row.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct AlertRow {
-    pub id: i64,
-    pub created_at: Option<String>,
-    pub item: Option<String>,
-    pub old_status: Option<String>,
-    pub new_status: Option<String>,
-    pub title: Option<String>,
-    pub message: Option<String>,
-    pub attempts: Option<i64>,
-    pub delivered_at: Option<String>,
-    pub last_error: Option<String>,
-    /// `pending` (waiting, or left by a crash until the agent's next start), `delivered`,
-    /// `failed` (every attempt failed) or `given_up` (too old to send after a restart; the
-    /// reason is in `last_error`). See the core crate's `DeliveryState`.
-    pub delivery_state: String,
-    /// Set when a restarted agent re-sent it: the delivery was late.
-    pub redelivered_at: Option<String>,
-}
-
-/// The aggregates of one bucket.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BucketAcc {
-    pub cycles: CycleAcc,
-    pub services: HashMap<String, ServiceAcc>,
-}
-
-/// Buckets `[start_s + i*width_s, start_s + (i+1)*width_s)`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Window {
-    pub start_s: i64,
-    pub width_s: i64,
-    pub buckets: Vec<BucketAcc>,
-    pub source: Source,
-}
-
 /// Queries within one read transaction.
-pub struct Query<'c> {
+pub(crate) struct Query<'c> {
     conn: &'c Connection,
     schema: SchemaInfo,
+    offsets: &'c Mutex<OffsetCache>,
+    scan_min_cycles: usize,
+    closed: &'c Mutex<ClosedBuckets>,
+    path: &'c Path,
 }
 
 /// The instant of a stored ISO-8601 timestamp.
@@ -423,12 +397,8 @@ pub fn parse_instant_ms(ts: &str) -> Option<i64> {
 }
 
 impl Query<'_> {
-    pub fn schema(&self) -> SchemaInfo {
-        self.schema
-    }
-
     /// The newest cycle, `None` when there is none.
-    pub fn latest_cycle(&self) -> Result<Option<LatestCycle>, ReadError> {
+    pub(crate) fn latest_cycle(&self) -> Result<Option<LatestCycle>, ReadError> {
         let Some(id) = self.latest_cycle_id()? else {
             return Ok(None);
         };
@@ -470,7 +440,7 @@ impl Query<'_> {
             Ok(CheckRow {
                 name: r.get(0)?,
                 url: r.get(1)?,
-                status: r.get(2)?,
+                status: stored_status(text(r, 2)?),
                 status_code: r.get(3)?,
                 latency_ms: r.get(4)?,
                 error_message: r.get(5)?,
@@ -482,6 +452,14 @@ impl Query<'_> {
         Ok(Some(cycle))
     }
 
+    /// The text bounds the stored offsets allow (see [`OffsetCache`]).
+    fn text_bounds(&self) -> Result<TextBounds, ReadError> {
+        match self.offsets.lock() {
+            Ok(mut cache) => Ok(cache.refresh(self.conn)?),
+            Err(_) => Ok(TextBounds::WIDE),
+        }
+    }
+
     /// The id of the cycle with the latest instant.
     fn latest_cycle_id(&self) -> Result<Option<String>, ReadError> {
         if self.schema.has_ts_ms {
@@ -491,8 +469,9 @@ impl Query<'_> {
                 .query_row([], |r| r.get(0))
                 .optional()?);
         }
-        // Without instants, the greatest string is not the latest cycle when offsets differ:
-        // compare as instants every row within two days (more than any two offsets apart).
+        // Without instants, the greatest string is not the latest cycle when offsets differ: a
+        // later instant's text can lie below it by the spread of the offsets, so every row in
+        // that margin is compared as an instant (two days when the offsets are not known).
         let max: Option<String> = self
             .conn
             .prepare_cached("SELECT MAX(timestamp_lima) FROM monitoring_cycles")?
@@ -500,12 +479,16 @@ impl Query<'_> {
         let Some(max) = max else {
             return Ok(None);
         };
-        let lo = max
-            .get(..10)
-            .and_then(|d| d.parse::<jiff::civil::Date>().ok())
-            .and_then(|d| d.checked_sub(jiff::Span::new().days(2)).ok())
-            .map(|d| d.to_string())
-            .unwrap_or_default();
+        let bounds = self.text_bounds()?;
+        let lo = match bounds.below_latest(&max) {
+            Some(lo) => lo,
+            None => max
+                .get(..10)
+                .and_then(|d| d.parse::<jiff::civil::Date>().ok())
+                .and_then(|d| d.checked_sub(jiff::Span::new().days(2)).ok())
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        };
         let mut st = self.conn.prepare_cached(
             "SELECT id, timestamp_lima FROM monitoring_cycles WHERE timestamp_lima >= ?1",
         )?;
@@ -523,7 +506,7 @@ impl Query<'_> {
     }
 
     /// Newest alerts first; an empty list when the database predates the alerts table.
-    pub fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>, ReadError> {
+    pub(crate) fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>, ReadError> {
         if !self.schema.has_alerts {
             return Ok(Vec::new());
         }
@@ -566,8 +549,16 @@ impl Query<'_> {
 
     /// Aggregates `count` buckets of `width_s` seconds from `start_s`. Rollups answer the part
     /// of the window they cover when the buckets are whole minutes; raw rows answer the rest.
-    pub fn window(&self, start_s: i64, width_s: i64, count: usize) -> Result<Window, ReadError> {
+    pub(crate) fn window(
+        &self,
+        start_s: i64,
+        width_s: i64,
+        count: usize,
+    ) -> Result<Window, ReadError> {
         let width_s = width_s.max(1);
+        if !self.schema.has_ts_ms && self.schema.rollups_from_ms.is_none() {
+            return self.raw_only_window(start_s, width_s, count);
+        }
         let mut buckets = vec![BucketAcc::default(); count];
         let end_s = start_s + width_s * count as i64;
         let minute_grid = width_s % 60 == 0 && start_s % 60 == 0;
@@ -579,15 +570,142 @@ impl Query<'_> {
             }
             _ => end_s,
         };
+        if !minute_grid && self.schema.rollups_from_ms.is_some() {
+            return self.off_grid_window(buckets, start_s, width_s, end_s);
+        }
         if split_s > start_s {
             self.raw_into(&mut buckets, start_s, width_s, start_s, split_s)?;
         }
         if split_s < end_s {
-            self.rollups_into(&mut buckets, start_s, width_s, split_s)?;
+            self.rollups_into(&mut buckets, start_s, width_s, split_s, end_s)?;
         }
         let source = if split_s == end_s {
             Source::Raw
         } else if split_s == start_s {
+            Source::Rollup
+        } else {
+            Source::Mixed
+        };
+        Ok(Window {
+            start_s,
+            width_s,
+            buckets,
+            source,
+        })
+    }
+
+    /// A database not upgraded yet (the older tool's): every bucket from raw rows, but a bucket
+    /// that closed well before the newest cycle is read once and then kept (see `closed`).
+    fn raw_only_window(
+        &self,
+        start_s: i64,
+        width_s: i64,
+        count: usize,
+    ) -> Result<Window, ReadError> {
+        let mut buckets = vec![BucketAcc::default(); count];
+        let bucket_start = |i: usize| start_s + width_s * i as i64;
+        let Some(origin) = self.origin()? else {
+            self.raw_into(&mut buckets, start_s, width_s, start_s, bucket_start(count))?;
+            return Ok(Window {
+                start_s,
+                width_s,
+                buckets,
+                source: Source::Raw,
+            });
+        };
+        // Closed: ended a minute (plus the spread of the offsets) before the newest cycle.
+        let newest_text: Option<String> = self
+            .conn
+            .prepare_cached("SELECT MAX(timestamp_lima) FROM monitoring_cycles")?
+            .query_row([], |r| r.get(0))?;
+        let spread_s = self.text_bounds()?.spread_s();
+        let closed_before_s = newest_text
+            .as_deref()
+            .and_then(parse_instant_ms)
+            .map_or(i64::MIN, |ms| ms.div_euclid(1000) - spread_s - 60);
+        let mut missing = Vec::new();
+        if let Ok(mut closed) = self.closed.lock() {
+            closed.check(origin);
+            for (i, b) in buckets.iter_mut().enumerate() {
+                match closed.get(width_s, bucket_start(i)) {
+                    Some(kept) => *b = kept.clone(),
+                    None => missing.push(i),
+                }
+            }
+        } else {
+            missing = (0..count).collect();
+        }
+        if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+            // One read for the span of the missing buckets; kept ones inside it are read again.
+            for b in &mut buckets[first..=last] {
+                *b = BucketAcc::default();
+            }
+            self.raw_into(
+                &mut buckets,
+                start_s,
+                width_s,
+                bucket_start(first),
+                bucket_start(last + 1),
+            )?;
+            if let Ok(mut closed) = self.closed.lock() {
+                for (i, b) in buckets.iter().enumerate().take(last + 1).skip(first) {
+                    if bucket_start(i + 1) <= closed_before_s {
+                        closed.insert(width_s, bucket_start(i), b.clone());
+                    }
+                }
+            }
+        }
+        Ok(Window {
+            start_s,
+            width_s,
+            buckets,
+            source: Source::Raw,
+        })
+    }
+
+    /// The file and table being read, `None` when the file cannot be examined.
+    fn origin(&self) -> Result<Option<Origin>, ReadError> {
+        let Ok(meta) = std::fs::metadata(self.path) else {
+            return Ok(None);
+        };
+        let max_rowid: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(rowid), 0) FROM monitoring_cycles")?
+            .query_row([], |r| r.get(0))?;
+        Ok(Some(Origin {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            max_rowid,
+        }))
+    }
+
+    /// Buckets whose edges are not whole minutes (a `TARGET_DATA_POINTS` that does not divide
+    /// the range into minutes) are answered from raw rows, which are exact; but retention may
+    /// have pruned the older raw rows. Their part is answered from the rollups, each minute
+    /// block in the bucket where it starts (off by at most a minute at each bucket edge).
+    fn off_grid_window(
+        &self,
+        mut buckets: Vec<BucketAcc>,
+        start_s: i64,
+        width_s: i64,
+        end_s: i64,
+    ) -> Result<Window, ReadError> {
+        let oldest_raw_ms: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT MIN(ts_ms) FROM monitoring_cycles")?
+            .query_row([], |r| r.get(0))?;
+        let raw_from_s = oldest_raw_ms
+            .map_or(end_s, |ms| ms.div_euclid(60_000) * 60)
+            .clamp(start_s, end_s);
+        if raw_from_s > start_s {
+            self.rollups_into(&mut buckets, start_s, width_s, start_s, raw_from_s)?;
+        }
+        if raw_from_s < end_s {
+            self.raw_into(&mut buckets, start_s, width_s, raw_from_s, end_s)?;
+        }
+        let source = if raw_from_s == start_s {
+            Source::Raw
+        } else if raw_from_s == end_s {
             Source::Rollup
         } else {
             Source::Mixed
@@ -615,15 +733,17 @@ impl Query<'_> {
             }
             usize::try_from((ts_ms - start_s * 1000).div_euclid(width_s * 1000)).ok()
         };
-        // Rows without an instant column are pre-filtered by date with a margin wider than any
-        // UTC offset, then compared as instants.
-        let day = |s: i64| {
-            jiff::Timestamp::from_second(s)
-                .map(|t| t.strftime("%Y-%m-%d").to_string())
-                .unwrap_or_default()
+        // Rows without an instant are pre-filtered by their text, within the offsets the table's
+        // timestamps carry (a day beyond any offset when those are not known), then compared as
+        // instants. With instants, such rows are rare (written by another program after the
+        // upgrade) and found through the instant index, so the wide margin costs nothing.
+        let bounds = if self.schema.has_ts_ms {
+            TextBounds::WIDE
+        } else {
+            self.text_bounds()?
         };
-        let lo_day = day(from_s - 15 * 3600);
-        let hi_day = day(to_s + 15 * 3600 + 86_400);
+        let lo_day = bounds.lo(from_s);
+        let hi_day = bounds.hi(to_s);
         let cycle_cols = "c.cpu_percent, c.ram_percent, c.disk_percent, c.cycle_duration_ms,
                           c.internet_status, c.ping_ms, c.worker_status";
         let mut queries: Vec<(String, Vec<rusqlite::types::Value>)> = Vec::new();
@@ -643,26 +763,41 @@ impl Query<'_> {
             ));
         }
         // The bucket of a row whose first two columns are `ts_ms` (or NULL) and `timestamp_lima`.
-        let row_bucket = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Option<usize>> {
-            let ts = match r.get::<_, Option<i64>>(0)? {
-                Some(ms) => Some(ms),
-                None => parse_instant_ms(&r.get::<_, String>(1)?),
-            };
-            Ok(ts.and_then(&bucket_of))
+        // A row without an instant has its text parsed, once per cycle: the checks of one cycle
+        // come one after another with the same text.
+        let mut last_text = String::new();
+        let mut last_bucket = None;
+        let mut row_bucket = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Option<usize>> {
+            if let Some(ms) = r.get::<_, Option<i64>>(0)? {
+                return Ok(bucket_of(ms));
+            }
+            let ts = text(r, 1)?;
+            if ts != last_text {
+                last_bucket = parse_instant_ms(ts).and_then(&bucket_of);
+                last_text.clear();
+                last_text.push_str(ts);
+            }
+            Ok(last_bucket)
         };
         let ts_col = if self.schema.has_ts_ms {
             "c.ts_ms"
         } else {
             "NULL"
         };
+        // The cycles of the window, and which bucket each one's checks go to.
+        let mut window_cycles: HashMap<Box<str>, usize> = HashMap::new();
         for (cond, args) in &queries {
             let sql = format!(
-                "SELECT {ts_col}, c.timestamp_lima, {cycle_cols} FROM monitoring_cycles c WHERE {cond}"
+                "SELECT {ts_col}, c.timestamp_lima, {cycle_cols}, c.id FROM monitoring_cycles c
+                  WHERE {cond}"
             );
             let mut st = self.conn.prepare_cached(&sql)?;
             let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
             while let Some(r) = rows.next()? {
-                let Some(b) = row_bucket(r)?.and_then(|i| buckets.get_mut(i)) else {
+                let Some(i) = row_bucket(r)? else {
+                    continue;
+                };
+                let Some(b) = buckets.get_mut(i) else {
                     continue;
                 };
                 b.cycles.add(
@@ -674,7 +809,15 @@ impl Query<'_> {
                     r.get::<_, Option<f64>>(7)?,
                     r.get::<_, Option<i64>>(8)?,
                 );
+                if let Ok(id) = r.get_ref(9)?.as_str() {
+                    window_cycles.insert(id.into(), i);
+                }
             }
+        }
+        if self.most_cycles(window_cycles.len())? {
+            return self.scan_checks_into(buckets, &window_cycles);
+        }
+        for (cond, args) in &queries {
             let sql = format!(
                 "SELECT {ts_col}, c.timestamp_lima, s.service_name, s.status, s.latency_ms
                    FROM monitoring_cycles c JOIN service_checks s ON s.cycle_id = c.id
@@ -686,18 +829,56 @@ impl Query<'_> {
                 let Some(b) = row_bucket(r)?.and_then(|i| buckets.get_mut(i)) else {
                     continue;
                 };
-                let name = text(r, 2)?;
-                let status = text(r, 3)?;
-                let latency = r.get::<_, Option<f64>>(4)?;
-                match b.services.get_mut(name) {
-                    Some(acc) => acc.add(status, latency),
-                    None => {
-                        let mut acc = ServiceAcc::default();
-                        acc.add(status, latency);
-                        b.services.insert(name.to_owned(), acc);
-                    }
-                }
+                add_check(
+                    b,
+                    text(r, 2)?,
+                    stored_status(text(r, 3)?),
+                    r.get::<_, Option<f64>>(4)?,
+                );
             }
+        }
+        Ok(())
+    }
+
+    /// Whether a window of `cycles` cycles holds a large part of the table: then reading every
+    /// check in table order beats finding each cycle's checks through the index (a raw `30d`
+    /// on a database holding 30 days: 5 million index lookups, each with a table lookup for the
+    /// status, against one sequential pass).
+    fn most_cycles(&self, cycles: usize) -> Result<bool, ReadError> {
+        if cycles < self.scan_min_cycles {
+            return Ok(false);
+        }
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM monitoring_cycles")?
+            .query_row([], |r| r.get(0))?;
+        Ok(i64::try_from(cycles).unwrap_or(i64::MAX).saturating_mul(4) >= total)
+    }
+
+    /// Every check of the table in one pass, each counted in the bucket of its cycle when that
+    /// cycle is in the window (exact whatever order the rows were written in).
+    fn scan_checks_into(
+        &self,
+        buckets: &mut [BucketAcc],
+        window_cycles: &HashMap<Box<str>, usize>,
+    ) -> Result<(), ReadError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT cycle_id, service_name, status, latency_ms FROM service_checks",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let Ok(cycle) = r.get_ref(0)?.as_str() else {
+                continue;
+            };
+            let Some(b) = window_cycles.get(cycle).and_then(|&i| buckets.get_mut(i)) else {
+                continue;
+            };
+            add_check(
+                b,
+                text(r, 1)?,
+                stored_status(text(r, 2)?),
+                r.get::<_, Option<f64>>(3)?,
+            );
         }
         Ok(())
     }
@@ -708,26 +889,11 @@ impl Query<'_> {
         start_s: i64,
         width_s: i64,
         from_s: i64,
+        to_s: i64,
     ) -> Result<(), ReadError> {
-        let mut pieces = Vec::new();
-        for i in 0..buckets.len() {
-            let a = (start_s + width_s * i as i64).max(from_s);
-            let b = start_s + width_s * (i as i64 + 1);
-            if a < b {
-                cover(a, b, &TIERS_S, &mut pieces);
-            }
-        }
-        // Adjacent pieces of one tier become one range query; rows are assigned to buckets by
-        // their start, and no piece straddles a bucket boundary.
-        pieces.sort_by_key(|p| (p.0, p.1));
-        let mut merged: Vec<(i64, i64, i64)> = Vec::new();
-        for p in pieces {
-            match merged.last_mut() {
-                Some(last) if last.0 == p.0 && last.2 == p.1 => last.2 = p.2,
-                _ => merged.push(p),
-            }
-        }
-        let idx = |s: i64| usize::try_from((s - start_s).div_euclid(width_s)).ok();
+        // Rows are assigned to buckets by their start; no range straddles a bucket boundary.
+        let merged = tier_ranges(start_s, width_s, buckets.len(), from_s, to_s);
+        let idx = |s: i64| bucket_index(start_s, width_s, s);
         let mut cst = self.conn.prepare_cached(
             "SELECT start_s, n, cpu_sum, ram_sum, disk_sum, dur_n, dur_sum, dur_min, dur_max,
                     ping_n, ping_sum, ping_min, ping_max, inet_up, workers
@@ -790,6 +956,165 @@ impl Query<'_> {
         }
         Ok(())
     }
+
+    /// The instants (epoch ms) of the newest `limit` cycles, newest first: the dashboard
+    /// derives the agent's cycle interval from their spacing, so it can tell stale data from
+    /// fresh without knowing the agent's configuration.
+    /// See [`Snapshot::incidents`].
+    pub(crate) fn incidents(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<IncidentRow>, ReadError> {
+        if !self.schema.has_incidents {
+            return Ok(Vec::new());
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, service_name, started_ms, started_at, last_bad_ms, ended_ms, ended_at,
+                    checks, error, timeout, down, unknown, first_status, last_status,
+                    first_code, last_code, first_reason, last_reason
+               FROM incidents
+              WHERE started_ms < ?2 AND (ended_ms IS NULL OR ended_ms >= ?1)
+              ORDER BY started_ms DESC, id DESC LIMIT ?3",
+        )?;
+        let count = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<u64> {
+            Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+        };
+        let rows = st.query_map(params![from_ms, to_ms, limit], |r| {
+            Ok(IncidentRow {
+                id: r.get(0)?,
+                service: r.get(1)?,
+                started_ms: r.get(2)?,
+                started_at: r.get(3)?,
+                last_bad_ms: r.get(4)?,
+                ended_ms: r.get(5)?,
+                ended_at: r.get(6)?,
+                checks: count(r, 7)?,
+                error: count(r, 8)?,
+                timeout: count(r, 9)?,
+                down: count(r, 10)?,
+                unknown: count(r, 11)?,
+                first_status: stored_status(text(r, 12)?),
+                last_status: stored_status(text(r, 13)?),
+                first_code: r.get(14)?,
+                last_code: r.get(15)?,
+                first_reason: r.get(16)?,
+                last_reason: r.get(17)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, ReadError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        if self.schema.has_ts_ms {
+            let mut st = self.conn.prepare_cached(
+                "SELECT ts_ms FROM monitoring_cycles WHERE ts_ms IS NOT NULL
+                  ORDER BY ts_ms DESC LIMIT ?1",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = st.query_map([limit], |r| r.get::<_, i64>(0))?;
+            return Ok(rows.collect::<Result<_, _>>()?);
+        }
+        // Without instants, texts do not sort as instants when offsets differ: read them
+        // newest text first, and stop below the smallest text a row later than the k-th newest
+        // instant found so far can have (see `TextBounds::lo`).
+        let bounds = self.text_bounds()?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT timestamp_lima FROM monitoring_cycles ORDER BY timestamp_lima DESC",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out: Vec<i64> = Vec::new();
+        let mut floor: Option<String> = None;
+        while let Some(r) = rows.next()? {
+            let ts = text(r, 0)?;
+            if floor.as_deref().is_some_and(|f| ts < f) {
+                break;
+            }
+            let Some(ms) = parse_instant_ms(ts) else {
+                continue;
+            };
+            out.push(ms);
+            if out.len() >= limit {
+                out.sort_unstable_by(|a, b| b.cmp(a));
+                out.truncate(limit);
+                if let Some(&kth) = out.last() {
+                    floor = Some(bounds.lo(kth.div_euclid(1000)));
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+/// The interface on the reader: one read transaction per snapshot.
+impl ReadStore for SqliteReader {
+    fn snapshot(
+        &self,
+        f: &mut dyn FnMut(&dyn Snapshot) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // A `StoreError` from `f` (the caller's own) travels through the reader's retry loop
+        // as a value, so it comes back unchanged.
+        self.query(|q| Ok(f(q)))?
+    }
+
+    fn max_concurrent_reads(&self) -> usize {
+        POOL_MAX
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+}
+
+impl Snapshot for Query<'_> {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            rollups_from_ms: self.schema.rollups_from_ms,
+        }
+    }
+
+    fn latest_cycle(&self) -> Result<Option<LatestCycle>, StoreError> {
+        Ok(Query::latest_cycle(self)?)
+    }
+
+    fn alerts(&self, limit: u32) -> Result<Vec<AlertRow>, StoreError> {
+        Ok(Query::alerts(self, limit)?)
+    }
+
+    fn window(&self, start_s: i64, width_s: i64, count: usize) -> Result<Window, StoreError> {
+        Ok(Query::window(self, start_s, width_s, count)?)
+    }
+
+    fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, StoreError> {
+        Ok(Query::recent_cycle_instants_ms(self, limit)?)
+    }
+
+    fn incidents(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<IncidentRow>, StoreError> {
+        Ok(Query::incidents(self, from_ms, to_ms, limit)?)
+    }
+}
+
+/// Counts one check in its bucket.
+fn add_check(b: &mut BucketAcc, name: &str, status: ServiceStatus, latency_ms: Option<f64>) {
+    match b.services.get_mut(name) {
+        Some(acc) => acc.add(status, latency_ms),
+        None => {
+            let mut acc = ServiceAcc::default();
+            acc.add(status, latency_ms);
+            b.services.insert(name.to_owned(), acc);
+        }
+    }
 }
 
 fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
@@ -805,54 +1130,9 @@ fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
     })
 }
 
-/// Covers `[a, b)` (whole minutes) with the largest tier blocks that fit, as
-/// `(tier_s, from_s, to_s)` ranges of block starts.
-fn cover(a: i64, b: i64, tiers: &[i64], out: &mut Vec<(i64, i64, i64)>) {
-    let Some((&tier, smaller)) = tiers.split_first() else {
-        return;
-    };
-    if smaller.is_empty() {
-        if a < b {
-            out.push((tier, a, b));
-        }
-        return;
-    }
-    let ca = a.div_euclid(tier) * tier + if a.rem_euclid(tier) == 0 { 0 } else { tier };
-    let cb = b.div_euclid(tier) * tier;
-    if ca < cb {
-        cover(a, ca, smaller, out);
-        out.push((tier, ca, cb));
-        cover(cb, b, smaller, out);
-    } else {
-        cover(a, b, smaller, out);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cover_uses_largest_blocks() {
-        let mut out = Vec::new();
-        // 23:00 on day 0 to 02:30 on day 2.
-        cover(82_800, 2 * 86_400 + 9_000, &TIERS_S, &mut out);
-        assert_eq!(
-            out,
-            vec![
-                (3_600, 82_800, 86_400),
-                (86_400, 86_400, 172_800),
-                (3_600, 172_800, 180_000),
-                (360, 180_000, 181_800),
-            ]
-        );
-        let mut out = Vec::new();
-        cover(120, 240, &TIERS_S, &mut out);
-        assert_eq!(out, vec![(60, 120, 240)]);
-        let mut out = Vec::new();
-        cover(300, 840, &TIERS_S, &mut out);
-        assert_eq!(out, vec![(60, 300, 360), (360, 360, 720), (60, 720, 840)]);
-    }
 
     #[test]
     fn connections_are_read_only() {
@@ -865,7 +1145,7 @@ mod tests {
              CREATE TABLE service_checks (id INTEGER);",
         )
         .expect("schema");
-        let reader = Reader::new(&path);
+        let reader = SqliteReader::new(&path);
         let err = reader
             .query(|q| {
                 Ok(q.conn
@@ -882,10 +1162,263 @@ mod tests {
         assert!(ro);
     }
 
+    /// An older tool's table (no instants) whose rows carry two offsets: the greatest text is
+    /// not the latest cycle, and a 5-minute window finds exactly its rows.
+    #[test]
+    fn without_instants_offsets_narrow_the_search_and_keep_answers_exact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let rw = Connection::open(&path).expect("open");
+        rw.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE monitoring_cycles (id TEXT PRIMARY KEY, timestamp_lima TEXT NOT NULL,
+                 cpu_percent REAL NOT NULL, ram_percent REAL NOT NULL, ram_used_mb REAL NOT NULL,
+                 disk_percent REAL NOT NULL, uptime_seconds REAL, container_count INTEGER NOT NULL,
+                 internet_status BOOLEAN NOT NULL, ping_ms REAL, worker_status INTEGER,
+                 cycle_duration_ms INTEGER);
+             CREATE TABLE service_checks (id INTEGER PRIMARY KEY AUTOINCREMENT, cycle_id TEXT NOT NULL,
+                 service_name TEXT NOT NULL, service_url TEXT, status TEXT NOT NULL,
+                 status_code INTEGER, latency_ms REAL, error_message TEXT);
+             CREATE INDEX idx_ts ON monitoring_cycles(timestamp_lima);",
+        )
+        .expect("schema");
+        // 2026-11-29T20:00:00Z + 10 s * i, alternately written at -05:00 and +01:00.
+        let t0 = 1_795_982_400_i64;
+        let mut want_in_window = 0;
+        rw.execute_batch("BEGIN").expect("begin");
+        // The last row (an even one, at -05:00) has the latest instant but not the greatest text.
+        for i in 0..=2_000_i64 {
+            let instant = t0 + 10 * i;
+            let offset_h = if i % 2 == 0 { -5 } else { 1 };
+            let local = jiff::Timestamp::from_second(instant + offset_h * 3600)
+                .expect("ts")
+                .strftime("%Y-%m-%dT%H:%M:%S")
+                .to_string();
+            let text = format!("{local}.5{:+03}:00", offset_h);
+            rw.execute(
+                "INSERT INTO monitoring_cycles VALUES (?1, ?2, 1, 2, 3, 4, 5, 0, 1, 1.0, 200, 7)",
+                rusqlite::params![format!("c{i}"), text],
+            )
+            .expect("cycle");
+            rw.execute(
+                "INSERT INTO service_checks (cycle_id, service_name, status, latency_ms)
+                 VALUES (?1, 'api', 'healthy', 2.0)",
+                [format!("c{i}")],
+            )
+            .expect("check");
+            if (t0 + 3_000..t0 + 3_300).contains(&instant) {
+                want_in_window += 1;
+            }
+        }
+        rw.execute_batch("COMMIT").expect("commit");
+        let reader = SqliteReader::new(&path);
+        let latest = reader
+            .query(|q| q.latest_cycle())
+            .expect("read")
+            .expect("row");
+        assert_eq!(
+            latest.id, "c2000",
+            "the latest instant, not the greatest text"
+        );
+        let window = reader
+            .query(|q| q.window(t0 + 3_000, 60, 5))
+            .expect("window");
+        let cycles: u64 = window.buckets.iter().map(|b| b.cycles.n).sum();
+        let checks: u64 = window
+            .buckets
+            .iter()
+            .filter_map(|b| b.services.get("api"))
+            .map(|a| a.n)
+            .sum();
+        assert_eq!((cycles, checks), (want_in_window, want_in_window));
+        assert_eq!(window.source, Source::Raw);
+    }
+
+    /// One pass over every check and the per-cycle index lookups give the same window, also
+    /// when checks were written out of their cycles' order.
+    #[test]
+    fn a_window_read_in_one_pass_equals_one_read_through_the_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let rw = Connection::open(&path).expect("open");
+        rw.execute_batch(
+            "CREATE TABLE monitoring_cycles (id TEXT PRIMARY KEY, timestamp_lima TEXT NOT NULL,
+                 cpu_percent REAL NOT NULL, ram_percent REAL NOT NULL, ram_used_mb REAL NOT NULL,
+                 disk_percent REAL NOT NULL, uptime_seconds REAL, container_count INTEGER NOT NULL,
+                 internet_status BOOLEAN NOT NULL, ping_ms REAL, worker_status INTEGER,
+                 cycle_duration_ms INTEGER);
+             CREATE TABLE service_checks (id INTEGER PRIMARY KEY AUTOINCREMENT, cycle_id TEXT NOT NULL,
+                 service_name TEXT NOT NULL, service_url TEXT, status TEXT NOT NULL,
+                 status_code INTEGER, latency_ms REAL, error_message TEXT);
+             CREATE INDEX idx_ts ON monitoring_cycles(timestamp_lima);
+             CREATE INDEX idx_cycle ON service_checks(cycle_id);
+             BEGIN;",
+        )
+        .expect("schema");
+        let t0 = 1_795_982_400_i64;
+        let statuses = ["healthy", "error", "timeout", "down", "healthy"];
+        for i in 0..400_i64 {
+            let text = jiff::Timestamp::from_second(t0 + 10 * i)
+                .expect("ts")
+                .display_with_offset(jiff::tz::offset(-5))
+                .to_string();
+            rw.execute(
+                "INSERT INTO monitoring_cycles VALUES (?1, ?2, 1, 2, 3, 4, 5, 0, 1, 1.0, 200, 7)",
+                rusqlite::params![format!("c{i}"), text],
+            )
+            .expect("cycle");
+        }
+        // Checks in a shuffled order of cycles, two services each.
+        for k in 0..400_i64 {
+            let i = (k * 157) % 400;
+            for svc in ["a", "b"] {
+                rw.execute(
+                    "INSERT INTO service_checks (cycle_id, service_name, status, latency_ms)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![
+                        format!("c{i}"),
+                        svc,
+                        statuses[(i % 5) as usize],
+                        (i % 3 != 0).then_some(i as f64 / 7.0)
+                    ],
+                )
+                .expect("check");
+            }
+        }
+        rw.execute_batch("COMMIT").expect("commit");
+        let layout = (t0 + 600, 120, 25);
+        let one_pass = SqliteReader::new(&path)
+            .with_scan_min_cycles(1)
+            .query(|q| q.window(layout.0, layout.1, layout.2))
+            .expect("one pass");
+        let indexed = SqliteReader::new(&path)
+            .with_scan_min_cycles(usize::MAX)
+            .query(|q| q.window(layout.0, layout.1, layout.2))
+            .expect("index");
+        // The same rows in another order: equal but for the rounding of the latency sums.
+        assert_eq!(one_pass.buckets.len(), indexed.buckets.len());
+        for (i, (a, b)) in one_pass.buckets.iter().zip(&indexed.buckets).enumerate() {
+            assert_eq!(a.cycles, b.cycles, "bucket {i}");
+            let mut names: Vec<_> = a.services.keys().collect();
+            names.sort();
+            let mut other: Vec<_> = b.services.keys().collect();
+            other.sort();
+            assert_eq!(names, other, "bucket {i}");
+            for name in names {
+                let (x, y) = (&a.services[name], &b.services[name]);
+                assert_eq!(
+                    (x.n, x.statuses, &x.hist),
+                    (y.n, y.statuses, &y.hist),
+                    "{i} {name}"
+                );
+                assert_eq!(
+                    (x.latency.n, x.latency.min, x.latency.max),
+                    (y.latency.n, y.latency.min, y.latency.max)
+                );
+                assert!((x.latency.sum - y.latency.sum).abs() < 1e-9, "{i} {name}");
+            }
+        }
+        let checks: u64 = one_pass
+            .buckets
+            .iter()
+            .flat_map(|b| b.services.values())
+            .map(|a| a.n)
+            .sum();
+        assert_eq!(checks, 2 * 300, "300 cycles of the 400 fall in the window");
+    }
+
+    /// The older tool's schema, empty, at `path`.
+    fn legacy_tables(path: &Path) -> Connection {
+        let rw = Connection::open(path).expect("open");
+        rw.execute_batch(
+            "CREATE TABLE monitoring_cycles (id TEXT PRIMARY KEY, timestamp_lima TEXT NOT NULL,
+                 cpu_percent REAL NOT NULL, ram_percent REAL NOT NULL, ram_used_mb REAL NOT NULL,
+                 disk_percent REAL NOT NULL, uptime_seconds REAL, container_count INTEGER NOT NULL,
+                 internet_status BOOLEAN NOT NULL, ping_ms REAL, worker_status INTEGER,
+                 cycle_duration_ms INTEGER);
+             CREATE TABLE service_checks (id INTEGER PRIMARY KEY AUTOINCREMENT, cycle_id TEXT NOT NULL,
+                 service_name TEXT NOT NULL, service_url TEXT, status TEXT NOT NULL,
+                 status_code INTEGER, latency_ms REAL, error_message TEXT);
+             CREATE INDEX idx_ts ON monitoring_cycles(timestamp_lima);
+             CREATE INDEX idx_cycle ON service_checks(cycle_id);",
+        )
+        .expect("schema");
+        rw
+    }
+
+    fn legacy_cycle(rw: &Connection, id: &str, instant_s: i64) {
+        let text = jiff::Timestamp::from_second(instant_s)
+            .expect("ts")
+            .display_with_offset(jiff::tz::offset(-5))
+            .to_string();
+        rw.execute(
+            "INSERT INTO monitoring_cycles VALUES (?1, ?2, 1, 2, 3, 4, 5, 0, 1, 1.0, 200, 7)",
+            rusqlite::params![id, text],
+        )
+        .expect("cycle");
+        rw.execute(
+            "INSERT INTO service_checks (cycle_id, service_name, status, latency_ms)
+             VALUES (?1, 'api', 'healthy', 3.0)",
+            [id],
+        )
+        .expect("check");
+    }
+
+    /// On a database read from raw rows only, closed buckets are read once: new cycles show in
+    /// the open bucket, a closed bucket is not read again, another file is read afresh.
+    #[test]
+    fn closed_buckets_of_a_raw_only_database_are_read_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let t0 = 1_795_982_400_i64;
+        let rw = legacy_tables(&path);
+        for i in 0..720 {
+            legacy_cycle(&rw, &format!("c{i}"), t0 + 10 * i);
+        }
+        let reader = SqliteReader::new(&path);
+        let layout = (t0 + 7_200 - 30 * 120, 120, 31);
+        let cycles = |w: &Window| w.buckets.iter().map(|b| b.cycles.n).collect::<Vec<_>>();
+        let first = reader
+            .query(|q| q.window(layout.0, layout.1, layout.2))
+            .expect("window");
+        assert_eq!(first.buckets[0].cycles.n, 12);
+        assert!(
+            reader.closed.lock().expect("lock").len() >= 28,
+            "closed buckets kept"
+        );
+
+        legacy_cycle(&rw, "new", t0 + 7_200);
+        // A row the older tool never writes: one in a bucket that closed long ago.
+        legacy_cycle(&rw, "late", t0 + 7_200 - 30 * 120 + 5);
+        let second = reader
+            .query(|q| q.window(layout.0, layout.1, layout.2))
+            .expect("window");
+        assert_eq!(
+            second.buckets[30].cycles.n,
+            first.buckets[30].cycles.n + 1,
+            "the open bucket is read"
+        );
+        assert_eq!(
+            cycles(&second)[..30],
+            cycles(&first)[..30],
+            "closed buckets are kept"
+        );
+
+        // Another file at the same path: read afresh (the late row counts now).
+        drop(rw);
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).expect("copy");
+        std::fs::rename(&copy, &path).expect("replace");
+        let third = reader
+            .query(|q| q.window(layout.0, layout.1, layout.2))
+            .expect("window");
+        assert_eq!(third.buckets[0].cycles.n, 13);
+    }
+
     #[test]
     fn missing_database_is_unavailable() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let reader = Reader::new(dir.path().join("none.db"));
+        let reader = SqliteReader::new(dir.path().join("none.db"));
         let err = reader.query(|q| q.latest_cycle()).expect_err("missing");
         assert!(matches!(err, ReadError::Unavailable(_)), "{err}");
         assert!(
@@ -968,7 +1501,7 @@ mod tests {
         let Some((rw, ro, _mount)) = quiet_wal_database(dir.path()) else {
             return;
         };
-        let reader = Reader::new(&ro);
+        let reader = SqliteReader::new(&ro);
         // The writer starts after the reader chose immutable and before it reads: its commit
         // is in the WAL only, which the immutable connection cannot see.
         let mut writer = None;
@@ -996,7 +1529,7 @@ mod tests {
         let Some((rw, ro, _mount)) = quiet_wal_database(dir.path()) else {
             return;
         };
-        let reader = Reader::new(&ro);
+        let reader = SqliteReader::new(&ro);
         assert_eq!(reader.query(max_cpu).expect("query"), 1.0);
         assert!(reader.is_immutable());
         // A writer comes and goes between two requests: its close checkpoints into the file

@@ -6,14 +6,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::SqliteError;
 use hb_core::{AlertDelivery, AlertRecord, CycleRecord, StoredHistory};
-use hb_store::StoreError;
 use rusqlite::{
     Connection, DEFAULT_NAME, FileControl, OpenFlags, OptionalExtension, Transaction,
     TransactionBehavior,
 };
 
-use crate::{migrate, rollup};
+use hb_store::Outbox;
+
+use crate::{incidents, migrate, rollup};
 
 /// How long a write waits for another connection's lock before failing with "busy".
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -75,21 +77,13 @@ const RECENT_CHECKS_OF: &str = "SELECT s.status, COALESCE(c.ts_ms, -922337203685
 const RECENT_WORKER: &str = "SELECT COALESCE(CAST(worker_status AS TEXT), 'no response'), \
      COALESCE(ts_ms, -9223372036854775808) FROM monitoring_cycles ORDER BY rowid DESC LIMIT ?1";
 
-/// What [`Writer::claim_outbox`] found at start-up.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Outbox {
-    /// Undelivered alerts young enough to send now, oldest first, now marked redelivered.
-    pub redeliver: Vec<AlertRecord>,
-    /// Undelivered alerts too old to send, now marked given up.
-    pub given_up: usize,
-}
-
 /// The one read-write connection of the agent.
 #[derive(Debug)]
 pub struct Writer {
     conn: Connection,
     path: PathBuf,
     rollups: rollup::RollupCache,
+    incidents: incidents::OpenIncidents,
 }
 
 impl Writer {
@@ -99,7 +93,7 @@ impl Writer {
     /// Files and directories this call creates are made readable by everyone (0644 / 0755),
     /// because the dashboard may run as another user with the database mounted read-only; it
     /// then needs the `-wal` and `-shm` files to exist, which is why they are kept after close.
-    pub fn open(path: &Path) -> Result<Writer, StoreError> {
+    pub fn open(path: &Path) -> Result<Writer, SqliteError> {
         create_parent(path)?;
         let companions = [
             path.to_path_buf(),
@@ -108,7 +102,7 @@ impl Writer {
         ];
         let existed = companions.clone().map(|p| p.exists());
 
-        let open_failed = |source| StoreError::Open {
+        let open_failed = |source| SqliteError::Open {
             path: path.to_path_buf(),
             source,
         };
@@ -124,7 +118,7 @@ impl Writer {
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(open_failed)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::NotWal {
+            return Err(SqliteError::NotWal {
                 path: path.to_path_buf(),
                 mode,
             });
@@ -152,6 +146,7 @@ impl Writer {
             conn,
             path: path.to_path_buf(),
             rollups: rollup::RollupCache::default(),
+            incidents: incidents::OpenIncidents::default(),
         })
     }
 
@@ -168,25 +163,35 @@ impl Writer {
         &mut self,
         cycle: &CycleRecord,
         alerts: &[AlertRecord],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), SqliteError> {
         let result = write_cycles(
             &mut self.conn,
             std::slice::from_ref(cycle),
             alerts,
             &mut self.rollups,
+            &mut self.incidents,
         );
         if result.is_err() {
-            // Rolled back: the cached rollup blocks may hold what was not written.
+            // Rolled back: the cached rollup blocks and open incidents may hold what was not
+            // written.
             self.rollups.clear();
+            self.incidents.clear();
         }
         result
     }
 
     /// Writes many cycles in one transaction (bulk loads such as test databases).
-    pub fn record_cycles(&mut self, cycles: &[CycleRecord]) -> Result<(), StoreError> {
-        let result = write_cycles(&mut self.conn, cycles, &[], &mut self.rollups);
+    pub fn record_cycles(&mut self, cycles: &[CycleRecord]) -> Result<(), SqliteError> {
+        let result = write_cycles(
+            &mut self.conn,
+            cycles,
+            &[],
+            &mut self.rollups,
+            &mut self.incidents,
+        );
         if result.is_err() {
             self.rollups.clear();
+            self.incidents.clear();
         }
         result
     }
@@ -195,7 +200,7 @@ impl Writer {
     /// disk, at zero bytes, for read-only readers). After a failed write on a full disk this is
     /// what frees space: the log holds many copies of the same pages, the main file needs each
     /// once. Returns whether the merge was complete (a reader may keep part of the log busy).
-    pub fn checkpoint_truncate(&mut self) -> Result<bool, StoreError> {
+    pub fn checkpoint_truncate(&mut self) -> Result<bool, SqliteError> {
         let busy: i64 = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
@@ -204,7 +209,7 @@ impl Writer {
 
     /// Records how delivering an alert went. An unknown uid (its cycle was never written) is
     /// not an error: there is nothing to update.
-    pub fn record_delivery(&mut self, delivery: &AlertDelivery) -> Result<(), StoreError> {
+    pub fn record_delivery(&mut self, delivery: &AlertDelivery) -> Result<(), SqliteError> {
         let updated = self.conn.prepare_cached(UPDATE_DELIVERY)?.execute((
             &delivery.uid,
             delivery.attempts,
@@ -231,7 +236,7 @@ impl Writer {
         now_text: &str,
         max_age_ms: i64,
         give_up_reason: &str,
-    ) -> Result<Outbox, StoreError> {
+    ) -> Result<Outbox, SqliteError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -265,7 +270,7 @@ impl Writer {
 
     /// What the database remembers of a service: its newest alert and its `window` newest
     /// checks (see `hb_core::Debouncer::resume`).
-    pub fn service_history(&self, name: &str, window: u32) -> Result<StoredHistory, StoreError> {
+    pub fn service_history(&self, name: &str, window: u32) -> Result<StoredHistory, SqliteError> {
         Ok(StoredHistory {
             last_alert: self.last_alert_of(name)?,
             recent: self
@@ -279,7 +284,7 @@ impl Writer {
     }
 
     /// [`Writer::service_history`] of the heartbeat receiver (the `worker` item).
-    pub fn worker_history(&self, window: u32) -> Result<StoredHistory, StoreError> {
+    pub fn worker_history(&self, window: u32) -> Result<StoredHistory, SqliteError> {
         Ok(StoredHistory {
             last_alert: self.last_alert_of(hb_core::alerting::WORKER_ITEM)?,
             recent: self
@@ -290,7 +295,7 @@ impl Writer {
         })
     }
 
-    fn last_alert_of(&self, item: &str) -> Result<Option<(String, i64)>, StoreError> {
+    fn last_alert_of(&self, item: &str) -> Result<Option<(String, i64)>, SqliteError> {
         Ok(self
             .conn
             .prepare_cached(LAST_ALERT_OF)?
@@ -299,16 +304,18 @@ impl Writer {
     }
 }
 
-/// One `BEGIN IMMEDIATE … COMMIT` holding `cycles`, their service rows, `alerts` and rollups.
+/// One `BEGIN IMMEDIATE … COMMIT` holding `cycles`, their service rows, `alerts`, rollups and
+/// incidents.
 fn write_cycles(
     conn: &mut Connection,
     cycles: &[CycleRecord],
     alerts: &[AlertRecord],
     rollups: &mut rollup::RollupCache,
-) -> Result<(), StoreError> {
+    open_incidents: &mut incidents::OpenIncidents,
+) -> Result<(), SqliteError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for cycle in cycles {
-        insert_cycle(&tx, cycle, rollups)?;
+        insert_cycle(&tx, cycle, rollups, open_incidents)?;
     }
     for alert in alerts {
         insert_alert(&tx, alert)?;
@@ -321,6 +328,7 @@ fn insert_cycle(
     tx: &Transaction<'_>,
     cycle: &CycleRecord,
     rollups: &mut rollup::RollupCache,
+    open_incidents: &mut incidents::OpenIncidents,
 ) -> rusqlite::Result<()> {
     let inserted = tx.prepare_cached(INSERT_CYCLE)?.execute(rusqlite::params![
         cycle.id,
@@ -353,7 +361,8 @@ fn insert_cycle(
             service.outcome.reason,
         ])?;
     }
-    rollup::apply(tx, cycle, rollups)
+    rollup::apply(tx, cycle, rollups)?;
+    incidents::apply(tx, cycle, open_incidents)
 }
 
 fn insert_alert(tx: &Transaction<'_>, alert: &AlertRecord) -> rusqlite::Result<()> {
@@ -376,7 +385,7 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Creates the missing ancestors of `path`, each 0755 whatever the umask.
-fn create_parent(path: &Path) -> Result<(), StoreError> {
+fn create_parent(path: &Path) -> Result<(), SqliteError> {
     let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(());
     };
@@ -387,7 +396,7 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
         .collect();
     missing.reverse();
     if !missing.is_empty() {
-        fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+        fs::create_dir_all(parent).map_err(|source| SqliteError::CreateDir {
             path: parent.to_path_buf(),
             source,
         })?;
@@ -398,9 +407,9 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
+fn set_mode(path: &Path, mode: u32) -> Result<(), SqliteError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|source| {
-        StoreError::Permissions {
+        SqliteError::Permissions {
             path: path.to_path_buf(),
             source,
         }

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hb_store_writer::{DurableWriter, PendingOp};
+use hb_store::{DurableWriter, PendingOp};
+use hb_store_sqlite::SqliteStore;
 use rusqlite::Connection;
 
 use crate::support::{count, cycle, cycle_id, incomplete_cycles, read_only, stored_cycle_ids};
@@ -32,7 +33,7 @@ fn lock(path: &Path) -> Connection {
 fn cycles_written_while_locked_wait_and_land_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("metrics.db");
-    let mut durable = DurableWriter::new(path.clone(), 100);
+    let mut durable = DurableWriter::new(Box::new(SqliteStore::new(path.clone())), 100);
     assert_eq!(durable.submit(op(0, 3)).written, 1);
 
     let locker = lock(&path);
@@ -71,7 +72,7 @@ fn cycles_written_while_locked_wait_and_land_in_order() {
 fn the_bound_drops_the_oldest_cycles() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("metrics.db");
-    let mut durable = DurableWriter::new(path.clone(), 3);
+    let mut durable = DurableWriter::new(Box::new(SqliteStore::new(path.clone())), 3);
     let locker = lock(&path);
     let dropped: Vec<usize> = (1..=5).map(|i| durable.submit(op(i, 2)).dropped).collect();
     assert_eq!(dropped, vec![0, 0, 0, 1, 1]);
@@ -93,7 +94,7 @@ fn the_bound_drops_the_oldest_cycles() {
 fn a_refused_cycle_does_not_block_the_ones_behind_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("metrics.db");
-    let mut durable = DurableWriter::new(path.clone(), 10);
+    let mut durable = DurableWriter::new(Box::new(SqliteStore::new(path.clone())), 10);
     let mut bad = cycle(1, 2);
     // NaN is stored as NULL, which the NOT NULL column refuses.
     bad.host.cpu_percent = f64::NAN;
@@ -112,7 +113,7 @@ fn an_unopenable_path_queues_until_it_can_be_opened() {
     let blocker = dir.path().join("data");
     std::fs::write(&blocker, b"a file where the directory should be").expect("blocker");
     let path = blocker.join("metrics.db");
-    let mut durable = DurableWriter::new(path.clone(), 10);
+    let mut durable = DurableWriter::new(Box::new(SqliteStore::new(path.clone())), 10);
     let report = durable.submit(op(1, 1));
     assert_eq!((report.written, report.pending), (0, 1));
     assert!(report.last_error.is_some());
@@ -161,7 +162,7 @@ fn a_full_disk_queues_cycles_until_space_returns() {
 
     let path = mount_point.join("metrics.db");
     let filler = mount_point.join("filler");
-    let mut durable = DurableWriter::new(path.clone(), 1000);
+    let mut durable = DurableWriter::new(Box::new(SqliteStore::new(path.clone())), 1000);
     assert_eq!(durable.submit(op(0, 20)).written, 1);
 
     {
@@ -277,7 +278,7 @@ fn a_little_freed_space_takes_the_queue_and_the_cycles_after_it() {
     std::fs::write(&reserve, vec![0u8; 256 * 1024]).expect("reserve");
 
     let path = mount_point.join("metrics.db");
-    let mut durable = DurableWriter::new(path.clone(), 1000);
+    let mut durable = DurableWriter::new(Box::new(SqliteStore::new(path.clone())), 1000);
     let mut next = 0;
     for _ in 0..5 {
         assert_eq!(durable.submit(op(next, 10)).pending, 0);
@@ -311,7 +312,7 @@ fn a_little_freed_space_takes_the_queue_and_the_cycles_after_it() {
     }
     let wal = std::fs::metadata(mount_point.join("metrics.db-wal")).expect("-wal kept");
     assert!(
-        wal.len() <= hb_store_writer::JOURNAL_SIZE_LIMIT_BYTES as u64 + 256 * 1024,
+        wal.len() <= hb_store_sqlite::JOURNAL_SIZE_LIMIT_BYTES as u64 + 256 * 1024,
         "the log grew to {} bytes",
         wal.len()
     );
@@ -328,7 +329,7 @@ fn a_little_freed_space_takes_the_queue_and_the_cycles_after_it() {
 fn the_log_is_bounded_and_a_truncating_checkpoint_keeps_the_wal_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("metrics.db");
-    let mut writer = hb_store_writer::Writer::open(&path).expect("open");
+    let mut writer = hb_store_sqlite::Writer::open(&path).expect("open");
     let reader = read_only(&path);
     for i in 0..30 {
         writer.record_cycle(&cycle(i, 10), &[]).expect("record");

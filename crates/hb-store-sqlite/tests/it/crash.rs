@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hb_store_writer::Writer;
+use hb_store_sqlite::Writer;
 use rusqlite::Connection;
 
 use crate::support::{Rng, count, cycle, incomplete_cycles};

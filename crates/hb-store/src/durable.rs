@@ -1,14 +1,12 @@
-//! Writes that never stop monitoring: a [`Writer`] that may be absent or failing, in front of a
-//! bounded in-memory queue of operations not yet written, retried in order.
+//! Writes that never stop monitoring: a [`WriteStore`] that may be absent or failing, in front
+//! of a bounded in-memory queue of operations not yet written, retried in order. Written against
+//! the interface, so it behaves the same on every backend.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
 
 use hb_core::{AlertDelivery, AlertRecord, CycleRecord};
-use hb_store::StoreError;
-use rusqlite::ErrorCode;
 
-use crate::writer::Writer;
+use crate::{OpenWriteStore, StoreError, WriteStore};
 
 /// One write waiting its turn.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,34 +49,21 @@ enum Failure {
 }
 
 fn classify(error: &StoreError) -> Failure {
-    match error.sqlite_code() {
-        Some(
-            ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::DiskFull
-            | ErrorCode::OutOfMemory,
-        ) => Failure::Transient { reopen: false },
-        Some(ErrorCode::ConstraintViolation | ErrorCode::TypeMismatch | ErrorCode::TooBig) => {
-            Failure::Permanent
+    if !error.is_transient() {
+        Failure::Permanent
+    } else {
+        Failure::Transient {
+            reopen: error.needs_reopen(),
         }
-        None if matches!(
-            error,
-            StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(_))
-        ) =>
-        {
-            Failure::Permanent
-        }
-        _ => Failure::Transient { reopen: true },
     }
 }
 
 /// Keeps the agent's writes flowing through locks, full disks and I/O errors: operations that
 /// cannot be written yet wait in memory, in order, up to `max_pending`; past that the oldest
 /// cycles are dropped (and logged) so memory stays bounded.
-#[derive(Debug)]
 pub struct DurableWriter {
-    path: PathBuf,
-    writer: Option<Writer>,
+    opener: Box<dyn OpenWriteStore>,
+    writer: Option<Box<dyn WriteStore>>,
     queue: VecDeque<PendingOp>,
     max_pending: usize,
     failing: bool,
@@ -89,15 +74,15 @@ pub struct DurableWriter {
 impl DurableWriter {
     /// Never fails: when the database cannot be opened now, the next submit or flush tries again.
     /// A `max_pending` of 0 is taken as 1.
-    pub fn new(path: PathBuf, max_pending: usize) -> DurableWriter {
+    pub fn new(opener: Box<dyn OpenWriteStore>, max_pending: usize) -> DurableWriter {
         let max_pending = max_pending.max(1);
         tracing::info!(
-            path = %path.display(),
+            store = %opener.describe(),
             max_pending,
             "database writer keeps at most {max_pending} unwritten operations in memory"
         );
         let mut durable = DurableWriter {
-            path,
+            opener,
             writer: None,
             queue: VecDeque::new(),
             max_pending,
@@ -132,7 +117,7 @@ impl DurableWriter {
     /// Call it before submitting anything, as the agent does.
     pub fn with_writer<T>(
         &mut self,
-        f: impl FnOnce(&mut Writer) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut dyn WriteStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let result = self.connect().and_then(f);
         if let Err(error) = &result
@@ -153,21 +138,28 @@ impl DurableWriter {
         self.dropped_total
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the store is, for logs.
+    pub fn describe(&self) -> String {
+        self.opener.describe()
     }
 
-    fn connect(&mut self) -> Result<&mut Writer, StoreError> {
-        match self.writer {
-            Some(ref mut writer) => Ok(writer),
-            None => Ok(self.writer.insert(Writer::open(&self.path)?)),
+    fn connect(&mut self) -> Result<&mut dyn WriteStore, StoreError> {
+        if self.writer.is_none() {
+            self.writer = Some(self.opener.open()?);
+        }
+        match self.writer.as_deref_mut() {
+            Some(writer) => Ok(writer),
+            None => Err(StoreError::new(
+                crate::ErrorKind::Broken,
+                "the store writer was not kept",
+            )),
         }
     }
 
     fn drain(&mut self) -> WriteReport {
         let mut report = WriteReport::default();
         if self.failing && !self.queue.is_empty() {
-            self.checkpoint_before_retry();
+            self.prepare_retry();
         }
         while let Some(op) = self.queue.pop_front() {
             let result = self.connect().and_then(|writer| match &op {
@@ -207,19 +199,11 @@ impl DurableWriter {
         report
     }
 
-    /// A write failed last time. On a full disk the write-ahead log is what holds the space
-    /// (each cycle appends every page it touched, the main file would need them once), and a
-    /// write that fails does not merge it; merging and emptying it first means the retry needs
-    /// only the room the queued cycles take. Its own failure is not an error: the disk may
-    /// still be full, and the write attempt that follows reports that.
-    fn checkpoint_before_retry(&mut self) {
-        let Ok(writer) = self.connect() else {
-            return;
-        };
-        match writer.checkpoint_truncate() {
-            Ok(true) => tracing::debug!("write-ahead log merged and emptied before retrying"),
-            Ok(false) => tracing::debug!("write-ahead log partly merged (a reader holds the rest)"),
-            Err(error) => tracing::debug!(%error, "write-ahead log checkpoint failed"),
+    /// A write failed last time: let the store give back what failed writes hold (on SQLite,
+    /// on a full disk, the write-ahead log holds the space; see [`WriteStore::prepare_retry`]).
+    fn prepare_retry(&mut self) {
+        if let Ok(writer) = self.connect() {
+            writer.prepare_retry();
         }
     }
 

@@ -4,8 +4,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use hb_store::schema::LATEST_VERSION;
-use hb_store_writer::Writer;
+use hb_store_sqlite::Writer;
+use hb_store_sqlite::schema::LATEST_VERSION;
 use rusqlite::Connection;
 
 use crate::support::{count, cycle, read_only};

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use hb_core::CycleRecord;
-use hb_store::rollup_schema::{Counts, CycleAcc, ServiceAcc, Stat, TIERS_S};
+use hb_core::aggregate::{Counts, CycleAcc, ServiceAcc, Stat, TIERS_S};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 const SELECT_CYCLE: &str = "SELECT n, cpu_sum, ram_sum, disk_sum, dur_n, dur_sum, dur_min, \
@@ -83,7 +83,7 @@ pub(crate) fn apply(
         .iter()
         .map(|s| {
             let mut acc = ServiceAcc::default();
-            acc.add(s.outcome.status.as_str(), s.outcome.latency_ms);
+            acc.add(s.outcome.status, s.outcome.latency_ms);
             (s.name.as_str(), acc)
         })
         .collect();

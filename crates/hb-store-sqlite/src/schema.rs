@@ -1,4 +1,4 @@
-//! The database schema as data: numbered migrations, applied in order by `hb-store-writer` and
+//! The database schema as data: numbered migrations, applied in order by the writer (`migrate`) and
 //! recorded in `PRAGMA user_version`. A migration that has landed is never edited; changes go in
 //! a new one appended at the end. This module only describes; it executes nothing.
 
@@ -159,6 +159,34 @@ UPDATE alerts
  WHERE delivery_state IS NULL;
 ";
 
+// One row per outage of a service: from its first bad check (`started_*`) to the first healthy
+// check after it (`ended_*`, NULL while it goes on), with the count of its bad checks by status
+// and the first and last status and reason. Written inside each cycle's transaction.
+const INCIDENTS: &str = "
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    service_name TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    last_bad_ms INTEGER NOT NULL,
+    ended_ms INTEGER,
+    ended_at TEXT,
+    checks INTEGER NOT NULL,
+    error INTEGER NOT NULL DEFAULT 0,
+    timeout INTEGER NOT NULL DEFAULT 0,
+    down INTEGER NOT NULL DEFAULT 0,
+    unknown INTEGER NOT NULL DEFAULT 0,
+    first_status TEXT NOT NULL,
+    last_status TEXT NOT NULL,
+    first_code INTEGER,
+    last_code INTEGER,
+    first_reason TEXT,
+    last_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_incidents_open ON incidents(service_name) WHERE ended_ms IS NULL;
+CREATE INDEX IF NOT EXISTS idx_incidents_started ON incidents(started_ms);
+";
+
 /// Every migration, in order. `MIGRATIONS[i].version == i + 1`.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -193,7 +221,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration::sql_only(
         3,
         "minute, hour and day rollups the dashboard reads",
-        crate::rollup_schema::MIGRATION_3_SQL,
+        MIGRATION_3_SQL,
     ),
     Migration {
         version: 4,
@@ -219,10 +247,63 @@ pub const MIGRATIONS: &[Migration] = &[
             columns: &["item", "created_ms"],
         }],
     },
+    Migration::sql_only(
+        5,
+        "incidents: every run of bad checks of a service, open or ended",
+        INCIDENTS,
+    ),
 ];
 
 /// The schema version a fully migrated database records in `PRAGMA user_version`.
 pub const LATEST_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+/// Migration 3: rollup tables. `rollup_meta.covered_from_ms` is the first instant from which
+/// every cycle is rolled up (the first minute boundary after the newest cycle that existed when
+/// the migration ran); earlier data is read from raw rows.
+pub const MIGRATION_3_SQL: &str = "
+CREATE TABLE rollup_cycles (
+    tier_s INTEGER NOT NULL,
+    start_s INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    cpu_sum REAL NOT NULL,
+    ram_sum REAL NOT NULL,
+    disk_sum REAL NOT NULL,
+    dur_n INTEGER NOT NULL,
+    dur_sum REAL NOT NULL,
+    dur_min REAL,
+    dur_max REAL,
+    ping_n INTEGER NOT NULL,
+    ping_sum REAL NOT NULL,
+    ping_min REAL,
+    ping_max REAL,
+    inet_up INTEGER NOT NULL,
+    workers BLOB NOT NULL,
+    PRIMARY KEY (tier_s, start_s)
+) WITHOUT ROWID;
+CREATE TABLE rollup_services (
+    tier_s INTEGER NOT NULL,
+    start_s INTEGER NOT NULL,
+    service_name TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    healthy INTEGER NOT NULL,
+    error INTEGER NOT NULL,
+    timeout INTEGER NOT NULL,
+    down INTEGER NOT NULL,
+    unknown INTEGER NOT NULL,
+    lat_n INTEGER NOT NULL,
+    lat_sum REAL NOT NULL,
+    lat_min REAL,
+    lat_max REAL,
+    hist BLOB NOT NULL,
+    PRIMARY KEY (tier_s, start_s, service_name)
+) WITHOUT ROWID;
+CREATE TABLE rollup_meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO rollup_meta (key, value)
+    SELECT 'covered_from_ms', COALESCE((MAX(ts_ms) / 60000 + 1) * 60000, 0) FROM monitoring_cycles;
+";
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,8 @@
 //! Alerts are written with the cycle that created them; delivery results update the right row.
 
 use hb_core::AlertDelivery;
-use hb_store_writer::{DurableWriter, PendingOp, Writer};
+use hb_store::{DurableWriter, PendingOp};
+use hb_store_sqlite::{SqliteStore, Writer};
 
 use crate::support::{alert, count, cycle, read_only};
 
@@ -113,7 +114,7 @@ fn alerts_are_written_with_their_cycle_and_deliveries_update_them() {
 fn deliveries_queue_behind_their_cycle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("metrics.db");
-    let mut durable = DurableWriter::new(path.clone(), 10);
+    let mut durable = DurableWriter::new(Box::new(SqliteStore::new(path.clone())), 10);
     let report = durable.submit(PendingOp::Cycle(cycle(1, 1), vec![alert("a-1", "api")]));
     assert_eq!((report.written, report.pending), (1, 0));
     let report = durable.submit(PendingOp::Delivery(AlertDelivery {

@@ -1,0 +1,133 @@
+//! The rows and aggregates a store returns, the same for every backend. Statuses are the core
+//! taxonomy; the aggregates are the core's mergeable ones (`hb_core::aggregate`).
+
+use std::collections::HashMap;
+
+use hb_core::ServiceStatus;
+use hb_core::aggregate::{CycleAcc, ServiceAcc};
+
+/// One check of the newest cycle, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRow {
+    pub name: String,
+    pub url: Option<String>,
+    /// A stored status outside the taxonomy reads as `unknown`.
+    pub status: ServiceStatus,
+    pub status_code: Option<i64>,
+    pub latency_ms: Option<f64>,
+    pub error_message: Option<String>,
+}
+
+/// The newest cycle and its checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestCycle {
+    pub id: String,
+    pub timestamp: String,
+    /// The instant of `timestamp`, when it parses.
+    pub ts_ms: Option<i64>,
+    pub cpu_percent: f64,
+    pub ram_percent: f64,
+    pub ram_used_mb: f64,
+    pub disk_percent: f64,
+    pub uptime_seconds: Option<f64>,
+    pub container_count: i64,
+    pub internet_status: bool,
+    pub ping_ms: Option<f64>,
+    pub worker_status: Option<i64>,
+    pub cycle_duration_ms: Option<i64>,
+    pub checks: Vec<CheckRow>,
+}
+
+/// One alert row. `old_status`/`new_status` stay text: the worker's statuses are HTTP codes and
+/// `no response`, not service statuses.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub created_at: Option<String>,
+    pub item: Option<String>,
+    pub old_status: Option<String>,
+    pub new_status: Option<String>,
+    pub title: Option<String>,
+    pub message: Option<String>,
+    pub attempts: Option<i64>,
+    pub delivered_at: Option<String>,
+    pub last_error: Option<String>,
+    /// `pending` (waiting, or left by a crash until the agent's next start), `delivered`,
+    /// `failed` (every attempt failed) or `given_up` (too old to send after a restart; the
+    /// reason is in `last_error`). See the core crate's `DeliveryState`.
+    pub delivery_state: String,
+    /// Set when a restarted agent re-sent it: the delivery was late.
+    pub redelivered_at: Option<String>,
+}
+
+/// The aggregates of one bucket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BucketAcc {
+    pub cycles: CycleAcc,
+    pub services: HashMap<String, ServiceAcc>,
+}
+
+/// Which rows answered a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Raw cycles and checks only.
+    Raw,
+    /// Rollup blocks only.
+    Rollup,
+    /// Raw rows for the part the rollups do not cover yet, rollups for the rest.
+    Mixed,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Raw => "raw",
+            Source::Rollup => "rollup",
+            Source::Mixed => "mixed",
+        }
+    }
+}
+
+/// Buckets `[start_s + i*width_s, start_s + (i+1)*width_s)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub start_s: i64,
+    pub width_s: i64,
+    pub buckets: Vec<BucketAcc>,
+    pub source: Source,
+}
+
+/// What the store holds beyond its rows, for `/health` and the choice of a read path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// `Some(ms)` when rollups exist and cover every cycle from `ms` on.
+    pub rollups_from_ms: Option<i64>,
+}
+
+/// One incident: a run of bad checks of a service (see `hb_core::incident`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub service: String,
+    pub started_ms: i64,
+    /// As stored: ISO-8601 in the agent's `TZ`.
+    pub started_at: String,
+    /// The last bad check.
+    pub last_bad_ms: i64,
+    /// The first healthy check after it; `None` while it goes on.
+    pub ended_ms: Option<i64>,
+    pub ended_at: Option<String>,
+    /// Bad checks, and how many of each bad status.
+    pub checks: u64,
+    pub error: u64,
+    pub timeout: u64,
+    pub down: u64,
+    pub unknown: u64,
+    pub first_status: ServiceStatus,
+    pub last_status: ServiceStatus,
+    pub first_code: Option<i64>,
+    pub last_code: Option<i64>,
+    /// Raw reasons: mask them before showing them (they may name internal hosts).
+    pub first_reason: Option<String>,
+    pub last_reason: Option<String>,
+}
