@@ -136,9 +136,31 @@ pub struct AgentConfig {
     /// given up (`ALERT_REDELIVER_MAX_AGE_SECONDS`).
     pub alert_redeliver_max_age: Duration,
     pub host_disk_path: PathBuf,
+    /// How long the agent's store keeps each kind of row (`RETENTION_*`).
+    pub retention: RetentionDays,
     pub log_format: LogFormat,
     pub warnings: Vec<String>,
 }
+
+/// Days each kind of stored row is kept; `0` keeps it forever (the `RETENTION_*` variables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionDays {
+    /// Raw cycles and their service checks (`RETENTION_DAYS`, default 30).
+    pub raw: u32,
+    /// Minute rollup blocks (`RETENTION_MINUTE_ROLLUPS_DAYS`, default 2).
+    pub minute_rollups: u32,
+    /// Six-minute rollup blocks (`RETENTION_6MIN_ROLLUPS_DAYS`, default 35).
+    pub six_minute_rollups: u32,
+    /// Hour rollup blocks (`RETENTION_HOUR_ROLLUPS_DAYS`, default 400).
+    pub hour_rollups: u32,
+    /// Day rollup blocks (`RETENTION_DAY_ROLLUPS_DAYS`, default 0: forever).
+    pub day_rollups: u32,
+    /// Alerts (`RETENTION_ALERTS_DAYS`, default 400).
+    pub alerts: u32,
+}
+
+/// The longest retention a `RETENTION_*` variable takes (a century).
+pub const MAX_RETENTION_DAYS: u64 = 36_500;
 
 /// `heartbeat dashboard`: the read-only API and page.
 #[derive(Debug, Clone)]

@@ -11,8 +11,8 @@ use hb_core::{compare_services, redact_url};
 
 use crate::{
     AgentConfig, ConfigError, ConfigErrors, DashboardConfig, EnvSource, HealthcheckConfig,
-    LogFormat, MIN_LOOP_INTERVAL_SECS, MIN_SERVICE_TIMEOUT_SECS, MockConfig, Secret, ServiceSpec,
-    SlowThresholds, Target,
+    LogFormat, MAX_RETENTION_DAYS, MIN_LOOP_INTERVAL_SECS, MIN_SERVICE_TIMEOUT_SECS, MockConfig,
+    RetentionDays, Secret, ServiceSpec, SlowThresholds, Target,
 };
 
 const URL_PREFIX: &str = "SERVICE_URL_";
@@ -166,6 +166,20 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Days to keep something: `0` (forever) or a whole number from `min` on, so a value that
+    /// would break a range the dashboard reads (the 30d range reads six-minute blocks, the 1y
+    /// range hour blocks) cannot be set by mistake.
+    fn retention_days(&mut self, name: &str, default: u32, min: u32) -> u32 {
+        let expected = format!(
+            "0 to keep everything, or a whole number of days from {min} to {MAX_RETENTION_DAYS}"
+        );
+        self.parsed(name, default, &expected, |raw| {
+            u32::from_str(raw).ok().filter(|&n| {
+                n == 0 || (u64::from(min)..=MAX_RETENTION_DAYS).contains(&u64::from(n))
+            })
+        })
+    }
+
     fn boolean(&mut self, name: &str, default: bool) -> bool {
         self.parsed(name, default, "true or false", |raw| {
             match raw.to_ascii_lowercase().as_str() {
@@ -267,6 +281,14 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
     let alert_redeliver_max_age =
         Duration::from_secs(r.integer("ALERT_REDELIVER_MAX_AGE_SECONDS", 3_600, 0, 30 * 86_400));
     let host_disk_path = PathBuf::from(r.optional("HOST_DISK_PATH").unwrap_or("/"));
+    let retention = RetentionDays {
+        raw: r.retention_days("RETENTION_DAYS", 30, 1),
+        minute_rollups: r.retention_days("RETENTION_MINUTE_ROLLUPS_DAYS", 2, 1),
+        six_minute_rollups: r.retention_days("RETENTION_6MIN_ROLLUPS_DAYS", 35, 31),
+        hour_rollups: r.retention_days("RETENTION_HOUR_ROLLUPS_DAYS", 400, 366),
+        day_rollups: r.retention_days("RETENTION_DAY_ROLLUPS_DAYS", 0, 366),
+        alerts: r.retention_days("RETENTION_ALERTS_DAYS", 400, 365),
+    };
     let log_format = r.log_format();
     let services = read_services(&mut r, &mut warnings);
 
@@ -308,6 +330,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
         pending_cycles_max,
         alert_redeliver_max_age,
         host_disk_path,
+        retention,
         log_format,
         warnings,
     })
@@ -716,6 +739,24 @@ pub(crate) fn describe_agent(c: &AgentConfig) -> Vec<(String, String)> {
             c.alert_redeliver_max_age.as_secs().to_string(),
         ),
         ("HOST_DISK_PATH", c.host_disk_path.display().to_string()),
+        ("RETENTION_DAYS", c.retention.raw.to_string()),
+        (
+            "RETENTION_MINUTE_ROLLUPS_DAYS",
+            c.retention.minute_rollups.to_string(),
+        ),
+        (
+            "RETENTION_6MIN_ROLLUPS_DAYS",
+            c.retention.six_minute_rollups.to_string(),
+        ),
+        (
+            "RETENTION_HOUR_ROLLUPS_DAYS",
+            c.retention.hour_rollups.to_string(),
+        ),
+        (
+            "RETENTION_DAY_ROLLUPS_DAYS",
+            c.retention.day_rollups.to_string(),
+        ),
+        ("RETENTION_ALERTS_DAYS", c.retention.alerts.to_string()),
         ("LOG_FORMAT", log_format_shown(c.log_format)),
     ]);
     out.push((
@@ -820,6 +861,55 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(c.warnings.len(), 2);
+    }
+
+    #[test]
+    fn retention_defaults_zero_and_minimums() {
+        let c = load_pairs(&[("SERVICE_URL_web", "http://127.0.0.1/")]).expect("valid");
+        assert_eq!(
+            c.retention,
+            RetentionDays {
+                raw: 30,
+                minute_rollups: 2,
+                six_minute_rollups: 35,
+                hour_rollups: 400,
+                day_rollups: 0,
+                alerts: 400,
+            }
+        );
+        let c = load_pairs(&[
+            ("SERVICE_URL_web", "http://127.0.0.1/"),
+            ("RETENTION_DAYS", "0"),
+            ("RETENTION_6MIN_ROLLUPS_DAYS", "31"),
+            ("RETENTION_HOUR_ROLLUPS_DAYS", "0"),
+            ("RETENTION_DAY_ROLLUPS_DAYS", "3650"),
+            ("RETENTION_ALERTS_DAYS", "365"),
+        ])
+        .expect("valid");
+        assert_eq!(c.retention.raw, 0);
+        assert_eq!(c.retention.six_minute_rollups, 31);
+        assert_eq!(c.retention.hour_rollups, 0);
+        assert_eq!(c.retention.day_rollups, 3650);
+        assert_eq!(c.retention.alerts, 365);
+        let table = [
+            ("RETENTION_DAYS", "-1"),
+            ("RETENTION_DAYS", "1.5"),
+            ("RETENTION_DAYS", "36501"),
+            ("RETENTION_MINUTE_ROLLUPS_DAYS", "x"),
+            ("RETENTION_6MIN_ROLLUPS_DAYS", "30"),
+            ("RETENTION_HOUR_ROLLUPS_DAYS", "365"),
+            ("RETENTION_DAY_ROLLUPS_DAYS", "100"),
+            ("RETENTION_ALERTS_DAYS", "364"),
+        ];
+        for (name, value) in table {
+            let errors = load_pairs(&[("SERVICE_URL_web", "http://127.0.0.1/"), (name, value)])
+                .expect_err(name)
+                .0;
+            assert_eq!(errors.len(), 1, "{name}={value}: {errors:?}");
+            assert_eq!(errors[0].variable, name);
+            assert!(errors[0].message.contains(value), "{}", errors[0].message);
+            assert!(errors[0].message.contains("0 to keep everything"));
+        }
     }
 
     #[test]

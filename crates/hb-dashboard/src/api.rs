@@ -83,20 +83,26 @@ pub(crate) async fn index() -> impl IntoResponse {
     }))
 }
 
-/// Liveness: always 200 while the process serves; says whether the database answers.
+/// Liveness: always 200 while the process serves; says whether the database answers, how old
+/// its newest cycle is, and how far the agent's rollup backfill of an older database has got.
 pub(crate) async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let now_ms = state.now().as_millisecond();
     let db = read(&state, |q| {
-        q.latest_cycle().map(|c| c.and_then(|c| c.ts_ms))
+        Ok((q.latest_cycle()?.and_then(|c| c.ts_ms), q.backfill()?))
     })
     .await;
-    let (database, age) = match db {
-        Ok(Some(ts)) => ("ok", Some((now_ms - ts) as f64 / 1000.0)),
-        Ok(None) => ("empty", None),
-        Err(ApiError::Unavailable(_)) => ("unavailable", None),
-        Err(_) => ("error", None),
+    let (database, age, backfill) = match db {
+        Ok((Some(ts), backfill)) => ("ok", Some((now_ms - ts) as f64 / 1000.0), backfill),
+        Ok((None, backfill)) => ("empty", None, backfill),
+        Err(ApiError::Unavailable(_)) => ("unavailable", None, None),
+        Err(_) => ("error", None, None),
     };
-    Json(json!({"status": "ok", "database": database, "last_cycle_age_seconds": age}))
+    Json(json!({
+        "status": "ok",
+        "database": database,
+        "last_cycle_age_seconds": age,
+        "backfill": backfill,
+    }))
 }
 
 const ALERTS_DEFAULT: u32 = 50;

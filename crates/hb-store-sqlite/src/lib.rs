@@ -1,15 +1,19 @@
 //! SQLite, the embedded store: the schema and its migrations as data, the read-only reader the
 //! dashboard uses ([`SqliteReader`], never a statement that writes), the one read-write
-//! connection of the agent ([`Writer`]: WAL, persistent WAL, one transaction per cycle, rollups),
+//! connection of the agent ([`Writer`]: WAL, persistent WAL, one transaction per cycle, rollups,
+//! and between cycles retention and the rollup backfill of older raw rows),
 //! and their implementations of the store's interfaces (`hb_store::ReadStore`,
 //! `hb_store::WriteStore`, `hb_store::OpenWriteStore`).
 
+mod backfill;
 mod closed;
 mod error;
 mod incidents;
+mod maintain;
 mod migrate;
 mod offsets;
 pub mod reader;
+mod retention;
 mod rollup;
 pub mod schema;
 mod store;

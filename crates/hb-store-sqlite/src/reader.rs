@@ -19,8 +19,8 @@ use hb_core::aggregate::{
     Counts, CycleAcc, ServiceAcc, Stat, bucket_index, stored_status, tier_ranges,
 };
 use hb_store::{
-    AlertRow, BucketAcc, CheckRow, IncidentRow, LatestCycle, ReadStore, Snapshot, Source,
-    StoreError, StoreInfo, Window,
+    AlertRow, BackfillProgress, BucketAcc, CheckRow, IncidentRow, LatestCycle, ReadStore, Snapshot,
+    Source, StoreError, StoreInfo, Window,
 };
 
 /// Why a read failed, inside this module; the store's [`StoreError`] at the interface.
@@ -960,6 +960,38 @@ impl Query<'_> {
     /// The instants (epoch ms) of the newest `limit` cycles, newest first: the dashboard
     /// derives the agent's cycle interval from their spacing, so it can tell stale data from
     /// fresh without knowing the agent's configuration.
+    /// The writer's record of its backfill in `rollup_meta` (see `backfill.rs`). A database
+    /// created with rollups has nothing to backfill.
+    pub(crate) fn backfill(&self) -> Result<Option<BackfillProgress>, ReadError> {
+        let Some(covered_from_ms) = self.schema.rollups_from_ms else {
+            return Ok(None);
+        };
+        let mut st = self.conn.prepare_cached(
+            "SELECT key, value FROM rollup_meta
+              WHERE key IN ('backfill_done', 'backfill_remaining_cycles', 'backfill_total_cycles')",
+        )?;
+        let mut rows = st.query([])?;
+        let (mut done, mut remaining, mut total) = (None, None, None);
+        while let Some(r) = rows.next()? {
+            let value: i64 = r.get(1)?;
+            match r.get_ref(0)?.as_str().unwrap_or_default() {
+                "backfill_done" => done = Some(value != 0),
+                "backfill_remaining_cycles" => remaining = u64::try_from(value).ok(),
+                "backfill_total_cycles" => total = u64::try_from(value).ok(),
+                _ => {}
+            }
+        }
+        let remaining = remaining.unwrap_or(0);
+        Ok(Some(BackfillProgress {
+            // No record yet: done when nothing was ever older than the rollups (a database
+            // created with them, whose start is 0).
+            done: done.unwrap_or(covered_from_ms == 0 || remaining == 0 && total.is_some()),
+            remaining_cycles: remaining,
+            total_cycles: total.unwrap_or(remaining),
+            covered_from_ms,
+        }))
+    }
+
     /// See [`Snapshot::incidents`].
     pub(crate) fn incidents(
         &self,
@@ -1077,6 +1109,10 @@ impl Snapshot for Query<'_> {
         StoreInfo {
             rollups_from_ms: self.schema.rollups_from_ms,
         }
+    }
+
+    fn backfill(&self) -> Result<Option<BackfillProgress>, StoreError> {
+        Ok(Query::backfill(self)?)
     }
 
     fn latest_cycle(&self) -> Result<Option<LatestCycle>, StoreError> {

@@ -124,7 +124,7 @@ fn load_cycle(tx: &Transaction<'_>, tier: i64, start: i64) -> rusqlite::Result<C
 }
 
 /// Merges `add` into the block (`cached`, or else as stored) and writes it back.
-fn merge_cycle(
+pub(crate) fn merge_cycle(
     tx: &Transaction<'_>,
     tier: i64,
     start: i64,
@@ -183,7 +183,7 @@ fn load_service(
 }
 
 /// Merges `add` into the service's block (`cached`, or else as stored) and writes it back.
-fn merge_service(
+pub(crate) fn merge_service(
     tx: &Transaction<'_>,
     tier: i64,
     start: i64,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use hb_core::{AlertDelivery, AlertRecord, CycleRecord, StoredHistory};
-use hb_store::{OpenWriteStore, Outbox, StoreError, WriteStore};
+use hb_store::{Maintenance, OpenWriteStore, Outbox, Retention, StoreError, WriteStore};
 
 use crate::reader::SqliteReader;
 use crate::writer::Writer;
@@ -14,11 +14,26 @@ use crate::writer::Writer;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteStore {
     path: PathBuf,
+    retention: Retention,
 }
 
 impl SqliteStore {
+    /// The file at `path`, its writer applying the default [`Retention`].
     pub fn new(path: impl Into<PathBuf>) -> SqliteStore {
-        SqliteStore { path: path.into() }
+        SqliteStore {
+            path: path.into(),
+            retention: Retention::default(),
+        }
+    }
+
+    /// The same store, its writer applying `retention` in `maintain`.
+    pub fn with_retention(mut self, retention: Retention) -> SqliteStore {
+        self.retention = retention;
+        self
+    }
+
+    pub fn retention(&self) -> Retention {
+        self.retention
     }
 
     pub fn path(&self) -> &Path {
@@ -34,7 +49,9 @@ impl SqliteStore {
 
 impl OpenWriteStore for SqliteStore {
     fn open(&self) -> Result<Box<dyn WriteStore>, StoreError> {
-        Ok(Box::new(Writer::open(&self.path)?))
+        Ok(Box::new(
+            Writer::open(&self.path)?.with_retention(self.retention),
+        ))
     }
 
     fn describe(&self) -> String {
@@ -93,5 +110,13 @@ impl WriteStore for Writer {
 
     fn worker_history(&mut self, window: u32) -> Result<StoredHistory, StoreError> {
         Ok(Writer::worker_history(self, window)?)
+    }
+
+    fn maintain(
+        &mut self,
+        now_ms: i64,
+        budget: std::time::Duration,
+    ) -> Result<Maintenance, StoreError> {
+        Ok(Writer::maintain(self, now_ms, budget)?)
     }
 }

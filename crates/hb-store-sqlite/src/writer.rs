@@ -13,9 +13,9 @@ use rusqlite::{
     TransactionBehavior,
 };
 
-use hb_store::Outbox;
+use hb_store::{Maintenance, Outbox, Retention};
 
-use crate::{incidents, migrate, rollup};
+use crate::{backfill, incidents, maintain, migrate, rollup};
 
 /// How long a write waits for another connection's lock before failing with "busy".
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -84,6 +84,10 @@ pub struct Writer {
     path: PathBuf,
     rollups: rollup::RollupCache,
     incidents: incidents::OpenIncidents,
+    /// `rollup_meta.covered_from_ms` as last written (this is the only writer): cycles older
+    /// than it are left to the backfill, so the rollups from it on hold exactly the raw rows.
+    covered_from_ms: i64,
+    housekeeping: maintain::Housekeeping,
 }
 
 impl Writer {
@@ -114,6 +118,15 @@ impl Writer {
             set_mode(path, FILE_MODE)?;
         }
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_failed)?;
+        // Only a database without tables can take it (an existing one keeps its mode and
+        // reuses freed pages): new databases give pruned pages back to the file system.
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+            .map_err(open_failed)?;
+        if tables == 0 {
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(open_failed)?;
+        }
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(open_failed)?;
@@ -136,6 +149,7 @@ impl Writer {
             .map_err(open_failed)?;
 
         migrate::run(&mut conn, path)?;
+        let covered_from_ms = backfill::covered_from(&conn)?;
 
         for (file, existed) in companions.iter().zip(existed).skip(1) {
             if !existed && file.exists() {
@@ -147,7 +161,35 @@ impl Writer {
             path: path.to_path_buf(),
             rollups: rollup::RollupCache::default(),
             incidents: incidents::OpenIncidents::default(),
+            covered_from_ms,
+            housekeeping: maintain::Housekeeping::new(Retention::default()),
         })
+    }
+
+    /// The same writer applying `retention` in [`Writer::maintain`] (the default is
+    /// [`Retention::default`]).
+    pub fn with_retention(mut self, retention: Retention) -> Writer {
+        self.housekeeping = maintain::Housekeeping::new(retention);
+        self
+    }
+
+    pub fn retention(&self) -> Retention {
+        self.housekeeping.retention()
+    }
+
+    /// One small step of housekeeping at `now_ms`, within about `budget`: pruning what is past
+    /// its retention (raw cycles only once the rollups cover them), then building rollups for
+    /// older raw cycles (backfill), each in transactions of one batch. Call it between cycles
+    /// on the writer's thread; `more` in the report says whether work is left.
+    pub fn maintain(&mut self, now_ms: i64, budget: Duration) -> Result<Maintenance, SqliteError> {
+        self.housekeeping.run(
+            &mut self.conn,
+            &self.path,
+            &mut self.rollups,
+            &mut self.covered_from_ms,
+            now_ms,
+            budget,
+        )
     }
 
     pub fn path(&self) -> &Path {
@@ -170,14 +212,27 @@ impl Writer {
             alerts,
             &mut self.rollups,
             &mut self.incidents,
+            self.covered_from_ms,
         );
-        if result.is_err() {
-            // Rolled back: the cached rollup blocks and open incidents may hold what was not
-            // written.
-            self.rollups.clear();
-            self.incidents.clear();
+        self.after_write(result)
+    }
+
+    fn after_write(&mut self, result: Result<bool, SqliteError>) -> Result<(), SqliteError> {
+        match result {
+            Ok(uncovered) => {
+                if uncovered {
+                    self.housekeeping.uncovered_write();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Rolled back: the cached rollup blocks and open incidents may hold what was
+                // not written.
+                self.rollups.clear();
+                self.incidents.clear();
+                Err(e)
+            }
         }
-        result
     }
 
     /// Writes many cycles in one transaction (bulk loads such as test databases).
@@ -188,12 +243,9 @@ impl Writer {
             &[],
             &mut self.rollups,
             &mut self.incidents,
+            self.covered_from_ms,
         );
-        if result.is_err() {
-            self.rollups.clear();
-            self.incidents.clear();
-        }
-        result
+        self.after_write(result)
     }
 
     /// Merges the whole write-ahead log into the main file and empties the log file (it stays on
@@ -305,31 +357,37 @@ impl Writer {
 }
 
 /// One `BEGIN IMMEDIATE … COMMIT` holding `cycles`, their service rows, `alerts`, rollups and
-/// incidents.
+/// incidents. Whether some cycle was older than `covered_from_ms` (its rollups left to the
+/// backfill).
 fn write_cycles(
     conn: &mut Connection,
     cycles: &[CycleRecord],
     alerts: &[AlertRecord],
     rollups: &mut rollup::RollupCache,
     open_incidents: &mut incidents::OpenIncidents,
-) -> Result<(), SqliteError> {
+    covered_from_ms: i64,
+) -> Result<bool, SqliteError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut uncovered = false;
     for cycle in cycles {
-        insert_cycle(&tx, cycle, rollups, open_incidents)?;
+        uncovered |= insert_cycle(&tx, cycle, rollups, open_incidents, covered_from_ms)?;
     }
     for alert in alerts {
         insert_alert(&tx, alert)?;
     }
     tx.commit()?;
-    Ok(())
+    Ok(uncovered)
 }
 
+/// Whether the cycle was stored without rollups (older than `covered_from_ms`: the rollups
+/// from there on must hold exactly the raw rows, and the backfill adds it with its neighbours).
 fn insert_cycle(
     tx: &Transaction<'_>,
     cycle: &CycleRecord,
     rollups: &mut rollup::RollupCache,
     open_incidents: &mut incidents::OpenIncidents,
-) -> rusqlite::Result<()> {
+    covered_from_ms: i64,
+) -> rusqlite::Result<bool> {
     let inserted = tx.prepare_cached(INSERT_CYCLE)?.execute(rusqlite::params![
         cycle.id,
         cycle.timestamp,
@@ -347,7 +405,7 @@ fn insert_cycle(
     ])?;
     if inserted == 0 {
         tracing::debug!(cycle = %cycle.id, "cycle already stored");
-        return Ok(());
+        return Ok(false);
     }
     let mut check = tx.prepare_cached(INSERT_CHECK)?;
     for service in &cycle.services {
@@ -361,8 +419,12 @@ fn insert_cycle(
             service.outcome.reason,
         ])?;
     }
+    incidents::apply(tx, cycle, open_incidents)?;
+    if cycle.timestamp_ms < covered_from_ms {
+        return Ok(true);
+    }
     rollup::apply(tx, cycle, rollups)?;
-    incidents::apply(tx, cycle, open_incidents)
+    Ok(false)
 }
 
 fn insert_alert(tx: &Transaction<'_>, alert: &AlertRecord) -> rusqlite::Result<()> {

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use hb_core::{AlertDelivery, AlertRecord, CycleRecord};
 
-use crate::{OpenWriteStore, StoreError, WriteStore};
+use crate::{Maintenance, OpenWriteStore, StoreError, WriteStore};
 
 /// One write waiting its turn.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +120,30 @@ impl DurableWriter {
         f: impl FnOnce(&mut dyn WriteStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let result = self.connect().and_then(f);
+        if let Err(error) = &result
+            && matches!(classify(error), Failure::Transient { reopen: true })
+        {
+            self.writer = None;
+        }
+        result
+    }
+
+    /// One small step of the store's housekeeping ([`WriteStore::maintain`]), opening the store
+    /// when needed. Writes come first: while any are queued (the store is failing, or a cycle
+    /// waits its turn) it does nothing and reports no work. An error that means the connection
+    /// may be unusable drops it, as a failed write does; the error is returned for the caller to
+    /// log, and the queue is not touched.
+    pub fn maintain(
+        &mut self,
+        now_ms: i64,
+        budget: std::time::Duration,
+    ) -> Result<Maintenance, StoreError> {
+        if !self.queue.is_empty() || self.failing {
+            return Ok(Maintenance::default());
+        }
+        let result = self
+            .connect()
+            .and_then(|writer| writer.maintain(now_ms, budget));
         if let Err(error) = &result
             && matches!(classify(error), Failure::Transient { reopen: true })
         {

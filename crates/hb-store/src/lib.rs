@@ -11,13 +11,16 @@
 mod durable;
 mod error;
 mod read;
+mod retention;
 mod rows;
 mod write;
 
 pub use durable::{DurableWriter, PendingOp, WriteReport};
 pub use error::{ErrorKind, StoreError};
 pub use read::{ReadStore, Snapshot};
+pub use retention::{DAY_MS, Retention};
 pub use rows::{
-    AlertRow, BucketAcc, CheckRow, IncidentRow, LatestCycle, Source, StoreInfo, Window,
+    AlertRow, BackfillProgress, BucketAcc, CheckRow, IncidentRow, LatestCycle, Source, StoreInfo,
+    Window,
 };
 pub use write::{Maintenance, OpenWriteStore, Outbox, WriteStore};

@@ -1,12 +1,18 @@
 //! The read interface: everything the dashboard asks, inside one consistent snapshot per
 //! request. No method here writes, and nothing that holds only a [`ReadStore`] can reach a write.
 
-use crate::{AlertRow, IncidentRow, LatestCycle, StoreError, StoreInfo, Window};
+use crate::{AlertRow, BackfillProgress, IncidentRow, LatestCycle, StoreError, StoreInfo, Window};
 
 /// The queries of one snapshot: every answer within one call of [`ReadStore::snapshot`] sees
 /// the same state of the store.
 pub trait Snapshot {
     fn info(&self) -> StoreInfo;
+
+    /// The rollup backfill's progress; `None` when the store has no rollups (an older
+    /// database the agent has not upgraded) or keeps no such record.
+    fn backfill(&self) -> Result<Option<BackfillProgress>, StoreError> {
+        Ok(None)
+    }
 
     /// The newest cycle (by instant, whatever offsets the rows carry), `None` when there is none.
     fn latest_cycle(&self) -> Result<Option<LatestCycle>, StoreError>;

@@ -97,6 +97,19 @@ pub struct Window {
     pub source: Source,
 }
 
+/// How far the writer's rollup backfill of an older database has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct BackfillProgress {
+    /// No raw cycle older than the rollups' start is left to roll up.
+    pub done: bool,
+    /// Raw cycles still to roll up.
+    pub remaining_cycles: u64,
+    /// Raw cycles to roll up when the backfill started.
+    pub total_cycles: u64,
+    /// Every cycle from this instant (epoch ms) on is in the rollups.
+    pub covered_from_ms: i64,
+}
+
 /// What the store holds beyond its rows, for `/health` and the choice of a read path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreInfo {

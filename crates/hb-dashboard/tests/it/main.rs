@@ -1500,3 +1500,41 @@ async fn incidents_list_outages_in_the_range() {
         "{j}"
     );
 }
+
+/// `/health` says how far the agent's backfill of an upgraded older database has got: not done
+/// right after the upgrade, done (and every range from rollups) once the writer has caught up.
+#[tokio::test]
+async fn health_shows_the_backfill_of_an_upgraded_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("old.db");
+    write_legacy(&db, &month_cycles(), |_| -5);
+    let server = start(&db, Opts::default()).await;
+    let (_, j) = server.json("/health").await;
+    assert_eq!(
+        j["backfill"],
+        Value::Null,
+        "not upgraded: no rollups, no backfill: {j}"
+    );
+
+    let mut writer = hb_store_sqlite::Writer::open(&db).expect("upgrade");
+    let (_, j) = server.json("/health").await;
+    assert_eq!(j["backfill"]["done"], false, "{j}");
+    let now_ms = NOW * 1000;
+    let mut steps = 0;
+    while writer
+        .maintain(now_ms, std::time::Duration::ZERO)
+        .expect("maintain")
+        .more
+    {
+        steps += 1;
+        assert!(steps < 100_000, "the backfill ends");
+    }
+    let (_, j) = server.json("/health").await;
+    assert_eq!(j["backfill"]["done"], true, "{j}");
+    assert_eq!(j["backfill"]["remaining_cycles"], 0, "{j}");
+    assert!(
+        j["backfill"]["total_cycles"].as_u64().unwrap_or(0) > 0,
+        "{j}"
+    );
+    assert_eq!(server.source("/api/live?range=30d").await, "rollup");
+}

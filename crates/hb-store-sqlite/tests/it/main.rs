@@ -2,10 +2,12 @@
 
 mod alerts;
 mod atomic;
+mod backfill;
 mod crash;
 mod incidents;
 mod off_grid;
 mod queue;
+mod retention;
 mod schema;
 mod support;
 mod upgrade;

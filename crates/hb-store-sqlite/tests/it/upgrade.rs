@@ -10,7 +10,7 @@ use crate::schema::index_columns;
 use crate::support::{count, cycle, read_only};
 
 /// The original tool's DDL (SPEC §3.6), with index names of its own.
-const ORIGINAL_DDL: &str = "
+pub const ORIGINAL_DDL: &str = "
 PRAGMA journal_mode = WAL;
 CREATE TABLE monitoring_cycles (
     id TEXT PRIMARY KEY,

@@ -222,6 +222,43 @@ const CASES: &[Case] = &[
         secret: None,
         cmds: &["config", "dashboard"],
     },
+    Case {
+        vars: &[("RETENTION_DAYS", "-1")],
+        names: "RETENTION_DAYS",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("RETENTION_MINUTE_ROLLUPS_DAYS", "two")],
+        names: "RETENTION_MINUTE_ROLLUPS_DAYS",
+        secret: None,
+        cmds: AGENT,
+    },
+    // The 30d range reads six-minute blocks, the 1y range hour blocks; alerts stay a year.
+    Case {
+        vars: &[("RETENTION_6MIN_ROLLUPS_DAYS", "30")],
+        names: "RETENTION_6MIN_ROLLUPS_DAYS",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("RETENTION_HOUR_ROLLUPS_DAYS", "365")],
+        names: "RETENTION_HOUR_ROLLUPS_DAYS",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("RETENTION_DAY_ROLLUPS_DAYS", "90")],
+        names: "RETENTION_DAY_ROLLUPS_DAYS",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("RETENTION_ALERTS_DAYS", "30")],
+        names: "RETENTION_ALERTS_DAYS",
+        secret: None,
+        cmds: AGENT,
+    },
     // A key that cannot go into an HTTP header once made the agent exit 1 after `config` said 0.
     Case {
         vars: &[("SECRET_KEY", "sk-first-half\nsk-second-half")],
@@ -557,4 +594,60 @@ fn help_lists_the_subcommands() {
     let out = heartbeat().arg("--help").output().expect("run");
     assert!(out.status.success());
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+}
+
+/// Key and value of each `KEY = value` line of `heartbeat config`.
+fn config_lines(out: &std::process::Output) -> Vec<(String, String)> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn config_shows_the_retention_defaults_and_overrides() {
+    let out = heartbeat()
+        .arg("config")
+        .env(GOOD_SERVICE.0, GOOD_SERVICE.1)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = config_lines(&out);
+    let value = |key: &str| {
+        lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{key} missing from: {lines:?}"))
+    };
+    for (key, default) in [
+        ("RETENTION_DAYS", "30"),
+        ("RETENTION_MINUTE_ROLLUPS_DAYS", "2"),
+        ("RETENTION_6MIN_ROLLUPS_DAYS", "35"),
+        ("RETENTION_HOUR_ROLLUPS_DAYS", "400"),
+        ("RETENTION_DAY_ROLLUPS_DAYS", "0"),
+        ("RETENTION_ALERTS_DAYS", "400"),
+    ] {
+        assert_eq!(value(key), default, "{key}");
+    }
+    let out = heartbeat()
+        .arg("config")
+        .env(GOOD_SERVICE.0, GOOD_SERVICE.1)
+        .env("RETENTION_DAYS", "0")
+        .env("RETENTION_HOUR_ROLLUPS_DAYS", "730")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = config_lines(&out);
+    assert!(lines.contains(&("RETENTION_DAYS".to_owned(), "0".to_owned())));
+    assert!(lines.contains(&("RETENTION_HOUR_ROLLUPS_DAYS".to_owned(), "730".to_owned())));
 }
