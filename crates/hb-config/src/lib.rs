@@ -1,5 +1,5 @@
 //! Environment + `.env` file -> one checked configuration per role ([`AgentConfig`],
-//! [`DashboardConfig`], [`MockConfig`], [`HealthcheckConfig`]). Each role reads and checks only
+//! [`DashboardConfig`], [`MockConfig`], [`HealthcheckConfig`], [`ReceiverConfig`]). Each role reads and checks only
 //! the variables it uses, so one `.env` shared by the agent and the dashboard never stops the
 //! dashboard over an agent-only mistake. The only crate that reads environment variables;
 //! everything else receives its role's configuration by value.
@@ -7,6 +7,7 @@
 mod dotenv;
 mod env;
 mod parse;
+mod receiver;
 mod secret;
 
 use std::net::IpAddr;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use env::EnvSource;
 pub use hb_core::SlowThresholds;
+pub use receiver::{DEFAULT_AGENT, ReceiverAgent, ReceiverConfig};
 pub use secret::Secret;
 
 /// One problem found while reading the configuration. Its message already names the variable.
@@ -240,4 +242,10 @@ role_config!(
     "healthcheck",
     parse::load_healthcheck,
     parse::describe_healthcheck
+);
+role_config!(
+    ReceiverConfig,
+    "receiver",
+    receiver::load_receiver,
+    receiver::describe_receiver
 );

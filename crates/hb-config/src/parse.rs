@@ -23,13 +23,13 @@ const SLOW_PREFIX: &str = "SERVICE_SLOW_MS_";
 const SLOW_MAX_MS: f64 = 3_600_000.0;
 
 /// Collects problems while the variables are read.
-struct Reader<'a> {
-    env: &'a EnvSource,
+pub(crate) struct Reader<'a> {
+    pub(crate) env: &'a EnvSource,
     errors: Vec<ConfigError>,
 }
 
 impl<'a> Reader<'a> {
-    fn new(env: &'a EnvSource) -> Reader<'a> {
+    pub(crate) fn new(env: &'a EnvSource) -> Reader<'a> {
         Reader {
             env,
             errors: Vec::new(),
@@ -37,7 +37,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Each problem once, however many times its variable is read.
-    fn error(&mut self, variable: &str, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, variable: &str, message: impl Into<String>) {
         let e = ConfigError {
             variable: variable.to_owned(),
             message: message.into(),
@@ -49,7 +49,7 @@ impl<'a> Reader<'a> {
 
     /// The value with surrounding whitespace removed; empty means unset. A value that is not
     /// valid UTF-8 is an error, never silently unset.
-    fn optional(&mut self, name: &str) -> Option<&'a str> {
+    pub(crate) fn optional(&mut self, name: &str) -> Option<&'a str> {
         if self.env.is_not_utf8(name) {
             self.error(name, "is not valid UTF-8 text");
             return None;
@@ -61,7 +61,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `Ok` with what was read, or every problem found.
-    fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
         if self.errors.is_empty() {
             Ok(value)
         } else {
@@ -69,7 +69,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn parsed<T>(
+    pub(crate) fn parsed<T>(
         &mut self,
         name: &str,
         default: T,
@@ -88,7 +88,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn seconds(&mut self, name: &str, default_secs: f64, min_secs: f64, max_secs: f64) -> Duration {
+    pub(crate) fn seconds(
+        &mut self,
+        name: &str,
+        default_secs: f64,
+        min_secs: f64,
+        max_secs: f64,
+    ) -> Duration {
         let expected = format!("a number of seconds from {min_secs} to {max_secs}");
         let secs = self.parsed(name, default_secs, &expected, |raw| {
             f64::from_str(raw)
@@ -100,7 +106,7 @@ impl<'a> Reader<'a> {
 
     /// A value that goes into an HTTP header (`SECRET_KEY` as `Bearer <key>`): control
     /// characters (a newline from an env file, say) would make every request fail at run time.
-    fn header_safe_secret(&mut self, name: &str) -> Option<Secret> {
+    pub(crate) fn header_safe_secret(&mut self, name: &str) -> Option<Secret> {
         let raw = self.optional(name)?;
         if has_control_chars(raw) {
             self.error(
@@ -112,7 +118,7 @@ impl<'a> Reader<'a> {
         Some(Secret::new(raw))
     }
 
-    fn tz(&mut self) -> (String, jiff::tz::TimeZone) {
+    pub(crate) fn tz(&mut self) -> (String, jiff::tz::TimeZone) {
         let tz_raw = self.optional("TZ").unwrap_or("UTC");
         let tz_name = tz_raw.strip_prefix(':').unwrap_or(tz_raw).to_owned();
         match jiff::tz::TimeZone::get(&tz_name) {
@@ -127,7 +133,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn log_format(&mut self) -> LogFormat {
+    pub(crate) fn log_format(&mut self) -> LogFormat {
         self.parsed(
             "LOG_FORMAT",
             LogFormat::Text,
@@ -185,7 +191,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An http(s) URL; the message shows it without credentials.
-    fn http_url(&mut self, name: &str, raw: &str, secret: bool) -> Option<url::Url> {
+    pub(crate) fn http_url(&mut self, name: &str, raw: &str, secret: bool) -> Option<url::Url> {
         let shown = if secret {
             "***".to_owned()
         } else {
@@ -466,7 +472,7 @@ fn slow_thresholds(r: &mut Reader<'_>) -> SlowThresholds {
 }
 
 /// Control characters other than tab: what an HTTP header value cannot carry.
-fn has_control_chars(value: &str) -> bool {
+pub(crate) fn has_control_chars(value: &str) -> bool {
     value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
@@ -664,7 +670,7 @@ fn parse_headers(r: &mut Reader<'_>, var: &str, raw: &str) -> Option<Vec<(String
     ok.then_some(out)
 }
 
-fn secret_shown(s: &Option<Secret>) -> String {
+pub(crate) fn secret_shown(s: &Option<Secret>) -> String {
     match s {
         Some(_) => "*** (set)".to_owned(),
         None => "(unset)".to_owned(),
@@ -672,7 +678,7 @@ fn secret_shown(s: &Option<Secret>) -> String {
 }
 
 /// A URL that may carry a token in its path: scheme, host and port only.
-fn secret_url_shown(s: &Option<Secret>) -> String {
+pub(crate) fn secret_url_shown(s: &Option<Secret>) -> String {
     match s {
         Some(u) => match url::Url::parse(u.expose()) {
             Ok(u) => format!(
@@ -687,14 +693,14 @@ fn secret_url_shown(s: &Option<Secret>) -> String {
     }
 }
 
-fn log_format_shown(f: LogFormat) -> String {
+pub(crate) fn log_format_shown(f: LogFormat) -> String {
     match f {
         LogFormat::Text => "text".to_owned(),
         LogFormat::Json => "json".to_owned(),
     }
 }
 
-fn lines(pairs: Vec<(&str, String)>) -> Vec<(String, String)> {
+pub(crate) fn lines(pairs: Vec<(&str, String)>) -> Vec<(String, String)> {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 

@@ -1,5 +1,6 @@
-//! Pure domain of Heartbeat Monitor: statuses, check outcomes, cycle records, ordering rules and
-//! URL redaction. No I/O, no clock, no async runtime: time is always passed in.
+//! Pure domain of Heartbeat Monitor: statuses, check outcomes, cycle records, ordering rules,
+//! URL redaction and the heartbeat receiver's decisions. No I/O, no clock, no async runtime:
+//! time is always passed in.
 
 pub mod aggregate;
 pub mod alert;
@@ -8,6 +9,7 @@ pub mod check;
 pub mod cycle;
 pub mod debounce;
 pub mod incident;
+pub mod receiver;
 pub mod redact;
 pub mod schedule;
 pub mod slow;

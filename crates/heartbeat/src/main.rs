@@ -36,6 +36,8 @@ enum Command {
     Healthcheck(cmd::healthcheck::Args),
     /// Run the development mock: heartbeat receiver, simulated services, alert sink, controller page.
     Mock(cmd::mock::Args),
+    /// Run the heartbeat receiver: the dead-man's switch the agents report to, on another machine.
+    Receiver(cmd::receiver::Args),
     /// Write a synthetic database (development: tests and benchmarks).
     #[command(name = "gen-db", hide = true)]
     GenDb(cmd::gen_db::Args),
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Config(args) => cmd::config::run(args, env),
         Command::Dashboard(args) => cmd::dashboard::run(args, env),
         Command::Mock(args) => cmd::mock::run(args, env),
+        Command::Receiver(args) => cmd::receiver::run(args, env),
         Command::Demo(args) => cmd::demo::run(args, env),
         Command::Healthcheck(args) => cmd::healthcheck::run(args, env),
         Command::GenDb(args) => cmd::gen_db::run(args),

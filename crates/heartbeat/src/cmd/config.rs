@@ -1,22 +1,25 @@
 //! `heartbeat config`: validate and print the resolved configuration with secrets redacted.
-//! By default it checks every role (a `.env` shared by the agent, the dashboard and the mock is
-//! checked whole); `--role` checks what one subcommand would.
+//! By default it checks every role of the monitored host (a `.env` shared by the agent, the
+//! dashboard and the mock is checked whole); `--role` checks what one subcommand would,
+//! including the receiver, which runs on another machine with its own `.env`.
 
 use std::process::ExitCode;
 
 use hb_config::{
     AgentConfig, ConfigError, ConfigErrors, DashboardConfig, EnvSource, HealthcheckConfig,
-    MockConfig, RoleConfig,
+    MockConfig, ReceiverConfig, RoleConfig,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RoleArg {
-    /// Every role below (the default).
+    /// Every role of the monitored host: agent, dashboard, mock, healthcheck (the default).
     All,
     Agent,
     Dashboard,
     Mock,
     Healthcheck,
+    /// The heartbeat receiver (not part of `all`: it runs on another machine).
+    Receiver,
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +50,7 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
         RoleArg::Dashboard => vec![check::<DashboardConfig>(&env)],
         RoleArg::Mock => vec![check::<MockConfig>(&env)],
         RoleArg::Healthcheck => vec![check::<HealthcheckConfig>(&env)],
+        RoleArg::Receiver => vec![check::<ReceiverConfig>(&env)],
     };
     // Roles share variables (TZ, SQLITE_DB_PATH, ...): each line, warning and error once.
     let mut lines: Vec<(String, String)> = Vec::new();

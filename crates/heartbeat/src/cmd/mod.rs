@@ -7,6 +7,7 @@ pub mod demo;
 pub mod gen_db;
 pub mod healthcheck;
 pub mod mock;
+pub mod receiver;
 
 use std::process::ExitCode;
 

@@ -10,4 +10,5 @@ mod full_disk;
 mod healthcheck;
 mod limits;
 mod outbox;
+mod receiver;
 mod servers;
