@@ -650,8 +650,11 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         writer.join().expect("writer");
+        // Never reset, the log would hold every one of the 20,000 commits (well over 100 MiB).
+        // How far it gets between two checkpoints depends on how the threads are scheduled (a
+        // loaded CI machine saw 17 MB), so the bound is generous, not tight.
         assert!(
-            largest <= 16 * 1024 * 1024,
+            largest <= 48 * 1024 * 1024,
             "write-ahead log of {largest} bytes"
         );
         assert_eq!(store.agents().expect("agents")[0].heartbeats, 100);
