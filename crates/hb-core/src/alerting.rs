@@ -735,6 +735,66 @@ mod tests {
         );
     }
 
+    /// The alert texts of the reasons issue 16 added, one service each: healthy, then the
+    /// failure twice (threshold 2), then healthy again.
+    #[test]
+    fn texts_of_the_newer_check_reasons() {
+        // (name, kind, failing outcome, failure title, failure message)
+        let table: [(&str, ServiceKind, CheckOutcome, &str, &str); 3] = [
+            (
+                "web",
+                ServiceKind::Docker,
+                CheckOutcome::error("Container health: unhealthy"),
+                "🔴 web returns errors",
+                "**Service:** web\n**Status:** error\n**Reason:** Container health: unhealthy\n**Time:** 2026-11-29 15:41:02",
+            ),
+            (
+                "batch",
+                ServiceKind::Docker,
+                CheckOutcome::down("Container state: exited (137, OOM killed)"),
+                "🔴 batch is down",
+                "**Service:** batch\n**Status:** down\n**Reason:** Container state: exited (137, OOM killed)\n**Time:** 2026-11-29 15:41:02",
+            ),
+            (
+                "cache",
+                ServiceKind::Docker,
+                CheckOutcome::down("Container state: exited (1)"),
+                "🔴 cache is down",
+                "**Service:** cache\n**Status:** down\n**Reason:** Container state: exited (1)\n**Time:** 2026-11-29 15:41:02",
+            ),
+        ];
+        for (name, kind, bad, title, message) in table {
+            let mut engine = AlertEngine::new(2);
+            let healthy = CheckOutcome::healthy(Some(1.5));
+            let mut alerts = Vec::new();
+            for (i, o) in [&healthy, &bad, &bad, &healthy].into_iter().enumerate() {
+                let services = [ServiceObservation {
+                    name,
+                    kind,
+                    outcome: o,
+                    internet_dependent: false,
+                }];
+                alerts.extend(engine.process(&CycleInput {
+                    services: &services,
+                    worker: None,
+                    internet_online: true,
+                    time_text: T,
+                    now_ms: i as i64 * 10_000,
+                }));
+            }
+            assert_eq!(alerts.len(), 2, "{name}: {alerts:?}");
+            assert_eq!(alerts[0].title, title, "{name}");
+            assert_eq!(alerts[0].message, message, "{name}");
+            assert_eq!(alerts[0].new_status, bad.status.as_str(), "{name}");
+            assert_eq!(alerts[1].title, format!("✅ {name} recovered"), "{name}");
+            assert!(
+                alerts[1].message.contains("**Latency:** 1.5 ms"),
+                "{name}: {}",
+                alerts[1].message
+            );
+        }
+    }
+
     fn run_worker(threshold: u32, seq: &[WorkerObservation]) -> Vec<(usize, AlertDraft)> {
         let mut engine = AlertEngine::new(threshold);
         let mut out = Vec::new();
