@@ -575,3 +575,82 @@ async fn an_alert_in_flight_at_shutdown_is_recorded() {
     );
     assert!(sink.received().len() < 3, "no retry after shutdown");
 }
+
+/// `tcp://` services through the real cycle (issue 16): an open port is healthy with its
+/// connect time, a closed one down with `Connection refused`, both stored as such and ordered
+/// with the http service by name in the heartbeat body, before the container.
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_services_are_checked_stored_and_sent_in_order() {
+    let ok = Server::start(200).await;
+    let receiver = Server::start(200).await;
+    // Never accepts: the kernel completes the handshake from its backlog, which is all a tcp
+    // check waits for.
+    let open = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let open_port = open.local_addr().expect("addr").port();
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let mut cmd = agent_cmd(
+        &db,
+        "10",
+        &[
+            ("web", ok.url("/health")),
+            ("pg", format!("tcp://127.0.0.1:{open_port}")),
+            ("Closed", format!("tcp://127.0.0.1:{closed_port}")),
+            ("box", "docker:box".to_owned()),
+        ],
+    );
+    cmd.args(["--once", "--json"])
+        .env("PING_URL", ok.url("/ping"))
+        .env("HEARTBEAT_URL", receiver.url("/api/heartbeat"))
+        .env("SECRET_KEY", "k");
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let conn = open_db(&db);
+    let row = |name: &str| -> (String, Option<String>, Option<f64>, Option<String>) {
+        conn.query_row(
+            "SELECT status, service_url, latency_ms, error_message FROM service_checks \
+             WHERE service_name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("row")
+    };
+    let (status, url, latency, reason) = row("pg");
+    assert_eq!(status, "healthy");
+    assert_eq!(url, Some(format!("tcp://127.0.0.1:{open_port}")));
+    let latency = latency.expect("a connection has a latency");
+    assert!(latency > 0.0 && latency < 500.0, "{latency}");
+    assert_eq!(reason, None);
+    let (status, _, latency, reason) = row("Closed");
+    assert_eq!(status, "down");
+    assert_eq!(latency, None);
+    assert_eq!(reason.as_deref(), Some("Connection refused"));
+
+    let worker: Option<i64> = conn
+        .query_row("SELECT worker_status FROM monitoring_cycles", [], |r| {
+            r.get(0)
+        })
+        .expect("cycle row");
+    assert_eq!(worker, Some(200));
+    let bodies = receiver.posted_json();
+    assert_eq!(bodies.len(), 1, "one heartbeat");
+    let keys: Vec<&str> = bodies[0]["services"]
+        .as_object()
+        .expect("services object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["Closed", "pg", "web", "box"]);
+    assert_eq!(bodies[0]["services"]["pg"]["status"], "healthy");
+    assert_eq!(bodies[0]["services"]["Closed"]["status"], "down");
+    drop(open);
+}
