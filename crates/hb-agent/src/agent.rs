@@ -81,6 +81,8 @@ pub async fn run(
                 config.dns_override_ip.is_some(),
                 s.kind(),
             ),
+            // Never under the DNS override (http(s) only), so only the host decides.
+            Target::Tcp { host, .. } => internet_dependent(host, false, s.kind()),
             Target::Docker { .. } => false,
         })
         .collect();

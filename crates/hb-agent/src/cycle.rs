@@ -13,11 +13,13 @@ use crate::notify::heartbeat::HeartbeatSender;
 use crate::probes::docker::DockerProber;
 use crate::probes::host::HostCollector;
 use crate::probes::http::{HttpProber, HttpProberSettings};
+use crate::probes::tcp::TcpProber;
 
 /// Everything a cycle needs, built once at start-up and shared by every cycle.
 pub struct Probes {
     services: Arc<Vec<ServiceSpec>>,
     http: HttpProber,
+    tcp: TcpProber,
     docker: DockerProber,
     host: Mutex<HostCollector>,
     heartbeat: Option<HeartbeatSender>,
@@ -56,6 +58,7 @@ impl Probes {
         Ok(Probes {
             services: Arc::new(config.services.clone()),
             http,
+            tcp: TcpProber::new(config.service_timeout, config.force_ipv4),
             docker: DockerProber::new(&config.docker_host, config.service_timeout),
             host: Mutex::new(host),
             heartbeat,
@@ -148,6 +151,7 @@ impl Probes {
         match &self.services[index].target {
             Target::Http { url, headers } => self.http.check(url, headers).await,
             Target::Docker { container } => self.docker.check(container).await,
+            Target::Tcp { host, port } => self.tcp.check(host, *port).await,
         }
     }
 

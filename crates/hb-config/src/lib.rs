@@ -54,6 +54,9 @@ pub enum Target {
     },
     /// `docker:<container>`.
     Docker { container: String },
+    /// `tcp://host:port`: a connection that opens is healthy. `host` is a name or an IP
+    /// address (an IPv6 one without brackets), to be resolved at check time.
+    Tcp { host: String, port: u16 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +73,7 @@ impl ServiceSpec {
         match self.target {
             Target::Http { .. } => hb_core::ServiceKind::Http,
             Target::Docker { .. } => hb_core::ServiceKind::Docker,
+            Target::Tcp { .. } => hb_core::ServiceKind::Tcp,
         }
     }
 }

@@ -555,7 +555,7 @@ fn read_services(r: &mut Reader<'_>, warnings: &mut Vec<String>) -> Vec<ServiceS
     if services.is_empty() && r.errors.is_empty() {
         r.error(
             URL_PREFIX,
-            "no service is configured (set SERVICE_URL_<name>=http(s)://... or docker:<container>)",
+            "no service is configured (set SERVICE_URL_<name>=http(s)://..., tcp://host:port or docker:<container>)",
         );
     }
     services
@@ -571,7 +571,7 @@ fn read_service(
     if raw.is_empty() {
         r.error(
             var,
-            "is empty (expected http(s)://... or docker:<container>)",
+            "is empty (expected http(s)://..., tcp://host:port or docker:<container>)",
         );
         return None;
     }
@@ -606,12 +606,26 @@ fn read_service(
             display_url,
         });
     }
+    if raw.starts_with("tcp://") {
+        let (host, port) = tcp_target(raw).map_err(|why| r.error(var, why)).ok()?;
+        if headers.is_some() {
+            r.error(
+                &format!("{HEADERS_PREFIX}{name}"),
+                "headers apply only to http(s) services",
+            );
+        }
+        return Some(ServiceSpec {
+            name: name.to_owned(),
+            target: Target::Tcp { host, port },
+            display_url,
+        });
+    }
     if !(raw.starts_with("http://") || raw.starts_with("https://")) {
         let scheme = raw.split_once(':').map_or(raw, |(s, _)| s);
         r.error(
             var,
             format!(
-                "'{}' has unknown scheme '{scheme}' (expected http://, https:// or docker:)",
+                "'{}' has unknown scheme '{scheme}' (expected http://, https://, tcp:// or docker:)",
                 display_url
             ),
         );
@@ -627,6 +641,42 @@ fn read_service(
         target: Target::Http { url, headers },
         display_url,
     })
+}
+
+/// `tcp://host:port` (an IPv6 host in brackets), nothing else: no credentials, path, query or
+/// fragment, since a bare connection check would silently ignore them. The message names what
+/// is wrong; the URL is shown without credentials.
+fn tcp_target(raw: &str) -> Result<(String, u16), String> {
+    const EXPECTED: &str = "(expected tcp://host:port)";
+    let shown = redact_url(raw);
+    let url = url::Url::parse(raw)
+        .map_err(|e| format!("'{shown}' is not a valid URL ({e}) {EXPECTED}"))?;
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        _ => return Err(format!("'{shown}' has no host {EXPECTED}")),
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "'{shown}' carries credentials, which a tcp check cannot use {EXPECTED}"
+        ));
+    }
+    let Some(port) = url.port() else {
+        return Err(format!("'{shown}' has no port {EXPECTED}"));
+    };
+    if port == 0 {
+        return Err(format!("'{shown}' has port 0 {EXPECTED}"));
+    }
+    if !(url.path().is_empty() || url.path() == "/")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "'{shown}' has a path, query or fragment {EXPECTED}"
+        ));
+    }
+    Ok((host, port))
 }
 
 /// `Key:Value,Key:Value`; a value may contain `:`. Values are secrets and never echoed.
@@ -910,6 +960,71 @@ mod tests {
             assert!(errors[0].message.contains(value), "{}", errors[0].message);
             assert!(errors[0].message.contains("0 to keep everything"));
         }
+    }
+
+    #[test]
+    fn tcp_targets() {
+        let good = [
+            ("tcp://db.internal:5432", "db.internal", 5432),
+            ("tcp://127.0.0.1:6379/", "127.0.0.1", 6379),
+            ("tcp://[::1]:22", "::1", 22),
+            ("tcp://Mail.Example.com:25", "Mail.Example.com", 25),
+        ];
+        for (raw, host, port) in good {
+            let c = load_pairs(&[("SERVICE_URL_x", raw)]).expect(raw);
+            assert_eq!(
+                c.services[0].target,
+                Target::Tcp {
+                    host: host.to_owned(),
+                    port
+                },
+                "{raw}"
+            );
+            assert_eq!(c.services[0].kind(), hb_core::ServiceKind::Tcp);
+            assert_eq!(c.services[0].display_url, raw);
+        }
+        let bad = [
+            ("tcp://db", "has no port"),
+            ("tcp://db:", "has no port"),
+            ("tcp://:5432", "not a valid URL"),
+            ("tcp://", "has no host"),
+            ("tcp://db:0", "has port 0"),
+            ("tcp://db:70000", "not a valid URL"),
+            ("tcp://db:5432/x", "path, query or fragment"),
+            ("tcp://db:5432?x=1", "path, query or fragment"),
+            ("tcp://u:hunter2@db:5432", "credentials"),
+        ];
+        for (raw, why) in bad {
+            let e = load_pairs(&[("SERVICE_URL_x", raw)]).expect_err(raw);
+            assert_eq!(e.0.len(), 1, "{raw}: {e}");
+            assert_eq!(e.0[0].variable, "SERVICE_URL_x", "{raw}");
+            assert!(e.0[0].message.contains(why), "{raw}: {}", e.0[0].message);
+            assert!(
+                e.0[0].message.contains("expected tcp://host:port"),
+                "{raw}: {}",
+                e.0[0].message
+            );
+            assert!(!e.0[0].message.contains("hunter2"), "{}", e.0[0].message);
+        }
+        let e = load_pairs(&[
+            ("SERVICE_URL_x", "tcp://db:5432"),
+            ("SERVICE_HEADERS_x", "A:b"),
+        ])
+        .expect_err("headers on tcp");
+        assert_eq!(e.0[0].variable, "SERVICE_HEADERS_x");
+    }
+
+    #[test]
+    fn tcp_services_are_ordered_with_http_ones() {
+        let c = load_pairs(&[
+            ("SERVICE_URL_web", "http://127.0.0.1:9000/"),
+            ("SERVICE_URL_db", "docker:postgres"),
+            ("SERVICE_URL_pg", "tcp://127.0.0.1:5432"),
+            ("SERVICE_URL_Api", "http://127.0.0.1:9001/"),
+        ])
+        .expect("valid");
+        let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["Api", "pg", "web", "db"]);
     }
 
     #[test]

@@ -272,8 +272,9 @@ impl AlertEngine {
                     }
                 }
                 Transition::Failed { from } | Transition::Changed { from } => {
-                    let holdable =
-                        !online && obs.internet_dependent && obs.kind == ServiceKind::Http;
+                    let holdable = !online
+                        && obs.internet_dependent
+                        && matches!(obs.kind, ServiceKind::Http | ServiceKind::Tcp);
                     if state.held_from.is_some() {
                         // Already held: the alert goes out (or not) when the outage ends, which
                         // may be this very cycle.
@@ -512,14 +513,17 @@ fn worker_alert(from: WorkerStatus, obs: WorkerObservation, time: &str) -> Alert
     }
 }
 
-/// Whether a service's failures may be caused by an internet outage: http(s) only, not under
-/// the DNS override, and the host is neither local by name (`localhost`, `*.localhost`,
+/// Whether a service's failures may be caused by an internet outage: http(s) and tcp only (a
+/// tcp check to a public host needs the internet as much as an https one), not under the DNS
+/// override (which only http(s) checks take), and the host is neither local by name (`localhost`, `*.localhost`,
 /// single-label names such as Docker network aliases, `*.local`, `*.internal`, `*.lan`,
 /// `*.home.arpa`) nor a non-public IP literal (loopback, RFC 1918, link-local, CGNAT
 /// 100.64/10, unique-local fc00::/7, unspecified). `url_host` may carry IPv6 brackets.
 pub fn internet_dependent(url_host: &str, overridden: bool, kind: ServiceKind) -> bool {
-    if kind != ServiceKind::Http || overridden {
-        return false;
+    match kind {
+        ServiceKind::Http if !overridden => {}
+        ServiceKind::Tcp => {}
+        ServiceKind::Http | ServiceKind::Docker => return false,
     }
     let host = url_host
         .trim_start_matches('[')
@@ -735,6 +739,80 @@ mod tests {
         );
     }
 
+    /// The alert texts of the reasons issue 16 added, one service each: healthy, then the
+    /// failure twice (threshold 2), then healthy again.
+    #[test]
+    fn texts_of_the_newer_check_reasons() {
+        // (name, kind, failing outcome, failure title, failure message)
+        let table: [(&str, ServiceKind, CheckOutcome, &str, &str); 5] = [
+            (
+                "web",
+                ServiceKind::Docker,
+                CheckOutcome::error("Container health: unhealthy"),
+                "🔴 web returns errors",
+                "**Service:** web\n**Status:** error\n**Reason:** Container health: unhealthy\n**Time:** 2026-11-29 15:41:02",
+            ),
+            (
+                "batch",
+                ServiceKind::Docker,
+                CheckOutcome::down("Container state: exited (137, OOM killed)"),
+                "🔴 batch is down",
+                "**Service:** batch\n**Status:** down\n**Reason:** Container state: exited (137, OOM killed)\n**Time:** 2026-11-29 15:41:02",
+            ),
+            (
+                "cache",
+                ServiceKind::Docker,
+                CheckOutcome::down("Container state: exited (1)"),
+                "🔴 cache is down",
+                "**Service:** cache\n**Status:** down\n**Reason:** Container state: exited (1)\n**Time:** 2026-11-29 15:41:02",
+            ),
+            (
+                "pg",
+                ServiceKind::Tcp,
+                CheckOutcome::down("Connection refused"),
+                "🔴 pg is down",
+                "**Service:** pg\n**Status:** down\n**Reason:** Connection refused\n**Time:** 2026-11-29 15:41:02",
+            ),
+            (
+                "smtp",
+                ServiceKind::Tcp,
+                CheckOutcome::timeout(),
+                "🔴 smtp timed out",
+                "**Service:** smtp\n**Status:** timeout\n**Reason:** Timeout\n**Time:** 2026-11-29 15:41:02",
+            ),
+        ];
+        for (name, kind, bad, title, message) in table {
+            let mut engine = AlertEngine::new(2);
+            let healthy = CheckOutcome::healthy(Some(1.5));
+            let mut alerts = Vec::new();
+            for (i, o) in [&healthy, &bad, &bad, &healthy].into_iter().enumerate() {
+                let services = [ServiceObservation {
+                    name,
+                    kind,
+                    outcome: o,
+                    internet_dependent: false,
+                }];
+                alerts.extend(engine.process(&CycleInput {
+                    services: &services,
+                    worker: None,
+                    internet_online: true,
+                    time_text: T,
+                    now_ms: i as i64 * 10_000,
+                }));
+            }
+            assert_eq!(alerts.len(), 2, "{name}: {alerts:?}");
+            assert_eq!(alerts[0].title, title, "{name}");
+            assert_eq!(alerts[0].message, message, "{name}");
+            assert_eq!(alerts[0].new_status, bad.status.as_str(), "{name}");
+            assert_eq!(alerts[1].title, format!("✅ {name} recovered"), "{name}");
+            assert!(
+                alerts[1].message.contains("**Latency:** 1.5 ms"),
+                "{name}: {}",
+                alerts[1].message
+            );
+        }
+    }
+
     fn run_worker(threshold: u32, seq: &[WorkerObservation]) -> Vec<(usize, AlertDraft)> {
         let mut engine = AlertEngine::new(threshold);
         let mut out = Vec::new();
@@ -905,6 +983,44 @@ mod tests {
             .collect()
     }
 
+    /// A tcp check of a public host is held during an outage like an https one.
+    #[test]
+    fn tcp_services_to_public_hosts_are_held_during_an_outage() {
+        let mut e = AlertEngine::new(1);
+        let refused = CheckOutcome::down("Connection refused");
+        let healthy = CheckOutcome::healthy(Some(2.0));
+        let run = |e: &mut AlertEngine, online: bool, o: &CheckOutcome, dependent: bool| {
+            let services = [ServiceObservation {
+                name: "pg",
+                kind: ServiceKind::Tcp,
+                outcome: o,
+                internet_dependent: dependent,
+            }];
+            e.process(&CycleInput {
+                services: &services,
+                worker: None,
+                internet_online: online,
+                time_text: T,
+                now_ms: 0,
+            })
+        };
+        assert!(run(&mut e, true, &healthy, true).is_empty());
+        let lost = run(&mut e, false, &refused, true);
+        assert_eq!(items(&lost), pairs(&[("internet", "offline")]));
+        assert!(
+            lost[0]
+                .message
+                .contains("- **pg**: down (Connection refused)"),
+            "{}",
+            lost[0].message
+        );
+        // A private one alerts at once.
+        let mut e = AlertEngine::new(1);
+        assert!(run(&mut e, true, &healthy, false).is_empty());
+        let alerts = run(&mut e, false, &refused, false);
+        assert_eq!(items(&alerts), pairs(&[("pg", "down")]));
+    }
+
     #[test]
     fn internet_outage_is_grouped_and_still_bad_services_alert_after() {
         let mut e = AlertEngine::new(2);
@@ -986,8 +1102,15 @@ mod tests {
 
     #[test]
     fn internet_dependence() {
-        use ServiceKind::{Docker, Http};
+        use ServiceKind::{Docker, Http, Tcp};
         let table = [
+            ("db.example.com", false, Tcp, true),
+            ("8.8.8.8", false, Tcp, true),
+            ("10.0.0.5", false, Tcp, false),
+            ("postgres", false, Tcp, false),
+            ("[::1]", false, Tcp, false),
+            // The DNS override never applies to tcp checks: a public host still depends.
+            ("db.example.com", true, Tcp, true),
             ("example.com", false, Http, true),
             ("api.example.com.", false, Http, true),
             ("8.8.8.8", false, Http, true),

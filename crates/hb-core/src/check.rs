@@ -56,6 +56,12 @@ impl CheckOutcome {
         Self::failed(ServiceStatus::Timeout, "Timeout")
     }
 
+    /// The target answered and reported itself unwell without an HTTP status (a container
+    /// whose own health check fails).
+    pub fn error(reason: impl Into<String>) -> Self {
+        Self::failed(ServiceStatus::Error, reason)
+    }
+
     pub fn down(reason: impl Into<String>) -> Self {
         Self::failed(ServiceStatus::Down, reason)
     }

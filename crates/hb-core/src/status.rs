@@ -62,12 +62,14 @@ impl FromStr for ServiceStatus {
     }
 }
 
-/// What kind of target a service is. Http covers both `http://` and `https://`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// What kind of target a service is. Http covers both `http://` and `https://`; Tcp is a bare
+/// connection check (`tcp://host:port`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceKind {
     Http,
     Docker,
+    Tcp,
 }
 
 impl ServiceKind {
@@ -75,26 +77,39 @@ impl ServiceKind {
         match self {
             ServiceKind::Http => "http",
             ServiceKind::Docker => "docker",
+            ServiceKind::Tcp => "tcp",
         }
     }
 
-    /// Classifies a stored URL (`docker:` prefix or anything else).
+    /// Classifies a stored URL by its prefix (`docker:`, `http(s)://`, `tcp://`).
     pub fn of_url(url: &str) -> Option<ServiceKind> {
         if url.starts_with("docker:") {
             Some(ServiceKind::Docker)
         } else if url.starts_with("http://") || url.starts_with("https://") {
             Some(ServiceKind::Http)
+        } else if url.starts_with("tcp://") {
+            Some(ServiceKind::Tcp)
         } else {
             None
         }
     }
+
+    /// The group a kind is ordered in: network checks (http and tcp, mixed by name) before
+    /// docker containers.
+    pub fn order_group(self) -> u8 {
+        match self {
+            ServiceKind::Http | ServiceKind::Tcp => 0,
+            ServiceKind::Docker => 1,
+        }
+    }
 }
 
-/// The one ordering of services used in payloads, logs and the API: http services first, then
-/// docker services, each group by name compared case-insensitively (ties broken by exact name so
-/// the order is total).
+/// The one ordering of services used in payloads, logs and the API: http (and tcp) services
+/// first, then docker services, each group by name compared case-insensitively (ties broken by
+/// exact name so the order is total).
 pub fn compare_services(a: (ServiceKind, &str), b: (ServiceKind, &str)) -> Ordering {
-    a.0.cmp(&b.0)
+    a.0.order_group()
+        .cmp(&b.0.order_group())
         .then_with(|| a.1.to_lowercase().cmp(&b.1.to_lowercase()))
         .then_with(|| a.1.cmp(b.1))
 }
@@ -120,14 +135,18 @@ mod tests {
             (ServiceKind::Http, "alpha"),
             (ServiceKind::Docker, "Zed"),
             (ServiceKind::Http, "Gamma"),
+            (ServiceKind::Tcp, "Betamax"),
+            (ServiceKind::Tcp, "aardvark"),
         ];
         v.sort_by(|a, b| compare_services(*a, *b));
         assert_eq!(
             v,
             vec![
+                (ServiceKind::Tcp, "aardvark"),
                 (ServiceKind::Http, "Alpha"),
                 (ServiceKind::Http, "alpha"),
                 (ServiceKind::Http, "beta"),
+                (ServiceKind::Tcp, "Betamax"),
                 (ServiceKind::Http, "Gamma"),
                 (ServiceKind::Docker, "alpha"),
                 (ServiceKind::Docker, "Zed"),
@@ -139,6 +158,8 @@ mod tests {
     fn kind_of_url() {
         assert_eq!(ServiceKind::of_url("docker:db"), Some(ServiceKind::Docker));
         assert_eq!(ServiceKind::of_url("https://x"), Some(ServiceKind::Http));
+        assert_eq!(ServiceKind::of_url("tcp://db:5432"), Some(ServiceKind::Tcp));
         assert_eq!(ServiceKind::of_url("ftp://x"), None);
+        assert_eq!(ServiceKind::Tcp.as_str(), "tcp");
     }
 }

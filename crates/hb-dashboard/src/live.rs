@@ -67,9 +67,10 @@ pub(crate) fn service_type(url: Option<&str>) -> &'static str {
     }
 }
 
+/// Http and tcp services are ordered together, as everywhere (`hb_core::compare_services`).
 fn type_rank(t: &str) -> u8 {
     match t {
-        "http" => 0,
+        "http" | "tcp" => 0,
         "docker" => 1,
         _ => 2,
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::ContainerStateStatusEnum;
+use bollard::models::{ContainerState, ContainerStateStatusEnum, HealthStatusEnum};
 use bollard::query_parameters::ListContainersOptions;
 use hb_core::CheckOutcome;
 
@@ -42,8 +42,10 @@ impl DockerProber {
         }
     }
 
-    /// `running` is healthy; any other state is down with `Container state: <state>`; a missing
-    /// container is down with `Container not found`.
+    /// `running` is healthy unless the container's own health check reports `unhealthy`
+    /// (`error`, `Container health: unhealthy`); any other state is down with
+    /// `Container state: <state>` (an exited one with its exit code, and `OOM killed` when the
+    /// engine says so); a missing container is down with `Container not found`.
     pub async fn check(&self, container: &str) -> CheckOutcome {
         if !is_valid_container_ref(container) {
             return CheckOutcome::unknown("Invalid container name");
@@ -57,12 +59,7 @@ impl DockerProber {
             Ok(Ok(inspected)) => inspected,
             Ok(Err(e)) => return self.classify(&e),
         };
-        let state = inspected.state.and_then(|s| s.status);
-        match state {
-            Some(ContainerStateStatusEnum::RUNNING) => CheckOutcome::healthy(None),
-            Some(other) => CheckOutcome::down(format!("Container state: {other}")),
-            None => CheckOutcome::down("Container state: unknown"),
-        }
+        judge(inspected.state.as_ref())
     }
 
     /// Running containers, or -1 when the API cannot be reached (SPEC §3.3).
@@ -179,6 +176,40 @@ impl DockerProber {
     }
 }
 
+/// The check's verdict on an inspected container's `State`. Only `unhealthy` overrides a
+/// running state: `starting` (the first probes have not run yet) counts as healthy, and a
+/// container without a health check (no `State.Health`, or podman's empty status) is judged by
+/// its state alone, as before health checks were considered.
+fn judge(state: Option<&ContainerState>) -> CheckOutcome {
+    let Some(state) = state else {
+        return CheckOutcome::down("Container state: unknown");
+    };
+    let health = state.health.as_ref().and_then(|h| h.status);
+    match state.status {
+        Some(ContainerStateStatusEnum::RUNNING) => match health {
+            Some(HealthStatusEnum::UNHEALTHY) => CheckOutcome::error("Container health: unhealthy"),
+            _ => CheckOutcome::healthy(None),
+        },
+        Some(ContainerStateStatusEnum::EXITED) => CheckOutcome::down(exited_reason(
+            state.exit_code,
+            state.oom_killed.unwrap_or(false),
+        )),
+        Some(other) => CheckOutcome::down(format!("Container state: {other}")),
+        None => CheckOutcome::down("Container state: unknown"),
+    }
+}
+
+/// `Container state: exited (137, OOM killed)`, `Container state: exited (1)`; without an exit
+/// code from the engine, the plain `Container state: exited`.
+fn exited_reason(exit_code: Option<i64>, oom_killed: bool) -> String {
+    match (exit_code, oom_killed) {
+        (Some(code), true) => format!("Container state: exited ({code}, OOM killed)"),
+        (Some(code), false) => format!("Container state: exited ({code})"),
+        (None, true) => "Container state: exited (OOM killed)".to_owned(),
+        (None, false) => "Container state: exited".to_owned(),
+    }
+}
+
 fn connect(docker_host: &str, timeout: Duration) -> Result<Docker, DockerError> {
     // bollard's own timeout has whole-second granularity; ours (applied around each call) is
     // the precise one, so bollard's only has to be no shorter.
@@ -205,6 +236,112 @@ fn is_valid_container_ref(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use bollard::models::Health;
+
+    fn state(
+        status: ContainerStateStatusEnum,
+        health: Option<HealthStatusEnum>,
+        exit_code: Option<i64>,
+        oom_killed: Option<bool>,
+    ) -> ContainerState {
+        ContainerState {
+            status: Some(status),
+            health: health.map(|h| Health {
+                status: Some(h),
+                ..Default::default()
+            }),
+            exit_code,
+            oom_killed,
+            ..Default::default()
+        }
+    }
+
+    /// OOM kills cannot be provoked on a test engine without memory cgroups, so the verdict on
+    /// the engine's `OOMKilled` flag is checked here on the pure function.
+    #[test]
+    fn verdicts_on_inspected_states() {
+        use ContainerStateStatusEnum as S;
+        use HealthStatusEnum as H;
+        use hb_core::ServiceStatus as St;
+        let table = [
+            (state(S::RUNNING, None, Some(0), None), St::Healthy, None),
+            (
+                state(S::RUNNING, Some(H::EMPTY), None, None),
+                St::Healthy,
+                None,
+            ),
+            (
+                state(S::RUNNING, Some(H::NONE), None, None),
+                St::Healthy,
+                None,
+            ),
+            (
+                state(S::RUNNING, Some(H::STARTING), None, None),
+                St::Healthy,
+                None,
+            ),
+            (
+                state(S::RUNNING, Some(H::HEALTHY), None, None),
+                St::Healthy,
+                None,
+            ),
+            (
+                state(S::RUNNING, Some(H::UNHEALTHY), None, None),
+                St::Error,
+                Some("Container health: unhealthy"),
+            ),
+            (
+                state(S::EXITED, None, Some(137), Some(true)),
+                St::Down,
+                Some("Container state: exited (137, OOM killed)"),
+            ),
+            (
+                state(S::EXITED, None, Some(137), Some(false)),
+                St::Down,
+                Some("Container state: exited (137)"),
+            ),
+            (
+                state(S::EXITED, Some(H::UNHEALTHY), Some(1), None),
+                St::Down,
+                Some("Container state: exited (1)"),
+            ),
+            (
+                state(S::EXITED, None, None, None),
+                St::Down,
+                Some("Container state: exited"),
+            ),
+            (
+                state(S::PAUSED, Some(H::UNHEALTHY), Some(0), Some(false)),
+                St::Down,
+                Some("Container state: paused"),
+            ),
+            (
+                state(S::RESTARTING, None, Some(1), None),
+                St::Down,
+                Some("Container state: restarting"),
+            ),
+            (
+                state(S::CREATED, None, Some(0), None),
+                St::Down,
+                Some("Container state: created"),
+            ),
+        ];
+        for (st, status, reason) in table {
+            let o = judge(Some(&st));
+            assert_eq!(o.status, status, "{st:?}");
+            assert_eq!(o.reason.as_deref(), reason, "{st:?}");
+            assert_eq!(o.latency_ms, None);
+        }
+        assert_eq!(
+            judge(None).reason.as_deref(),
+            Some("Container state: unknown")
+        );
+        assert_eq!(
+            judge(Some(&ContainerState::default())).reason.as_deref(),
+            Some("Container state: unknown")
+        );
+    }
 
     #[test]
     fn container_refs() {

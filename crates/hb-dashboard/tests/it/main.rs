@@ -1538,3 +1538,48 @@ async fn health_shows_the_backfill_of_an_upgraded_database() {
     );
     assert_eq!(server.source("/api/live?range=30d").await, "rollup");
 }
+
+/// `tcp://` services (issue 16) report `service_type: "tcp"` and sit among the http ones by
+/// name, before the containers; a refused connection masks like any other unanswered check.
+#[tokio::test]
+async fn tcp_services_are_typed_and_ordered_with_http_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("tcp.db");
+    let ts_ms = (NOW / 10 * 10) * 1000;
+    let services = vec![
+        svc(
+            "web",
+            "http://127.0.0.1:9/",
+            CheckOutcome::healthy(Some(3.0)),
+        ),
+        svc("db", "docker:postgres", CheckOutcome::healthy(None)),
+        svc(
+            "pg",
+            "tcp://127.0.0.1:5432",
+            CheckOutcome::down("Connection refused"),
+        ),
+        svc(
+            "Amqp",
+            "tcp://10.0.0.9:5672",
+            CheckOutcome::healthy(Some(0.42)),
+        ),
+    ];
+    write_with_writer(
+        &db,
+        &[cycle(1, ts_ms, 10.0, Some(5.0), Some(200), 20, services)],
+    );
+    let srv = start(&db, Opts::default()).await;
+    let (status, j) = srv.json("/api/live?range=live").await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(service_names(&j), ["Amqp", "pg", "web", "db"]);
+    let types: Vec<&str> = j["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .map(|s| s["service_type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(types, ["tcp", "tcp", "http", "docker"]);
+    assert_eq!(j["services"][0]["latency"], 0.42);
+    assert_eq!(j["services"][1]["status"], "down");
+    assert_eq!(j["services"][1]["error"], "Service Unavailable");
+}

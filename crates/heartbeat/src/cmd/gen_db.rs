@@ -77,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let url = match kind {
                 ServiceKind::Http => format!("http://10.0.0.{}:8080/health", i + 1),
                 ServiceKind::Docker => format!("docker:{name}"),
+                ServiceKind::Tcp => format!("tcp://10.0.0.{}:5432", i + 1),
             };
             (name, kind, url, 5.0 + f64::from(i) * 10.0)
         })

@@ -575,3 +575,207 @@ async fn an_alert_in_flight_at_shutdown_is_recorded() {
     );
     assert!(sink.received().len() < 3, "no retry after shutdown");
 }
+
+/// `tcp://` services through the real cycle (issue 16): an open port is healthy with its
+/// connect time, a closed one down with `Connection refused`, both stored as such and ordered
+/// with the http service by name in the heartbeat body, before the container.
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_services_are_checked_stored_and_sent_in_order() {
+    let ok = Server::start(200).await;
+    let receiver = Server::start(200).await;
+    // Never accepts: the kernel completes the handshake from its backlog, which is all a tcp
+    // check waits for.
+    let open = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let open_port = open.local_addr().expect("addr").port();
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let mut cmd = agent_cmd(
+        &db,
+        "10",
+        &[
+            ("web", ok.url("/health")),
+            ("pg", format!("tcp://127.0.0.1:{open_port}")),
+            ("Closed", format!("tcp://127.0.0.1:{closed_port}")),
+            ("box", "docker:box".to_owned()),
+        ],
+    );
+    cmd.args(["--once", "--json"])
+        .env("PING_URL", ok.url("/ping"))
+        .env("HEARTBEAT_URL", receiver.url("/api/heartbeat"))
+        .env("SECRET_KEY", "k");
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let conn = open_db(&db);
+    let row = |name: &str| -> (String, Option<String>, Option<f64>, Option<String>) {
+        conn.query_row(
+            "SELECT status, service_url, latency_ms, error_message FROM service_checks \
+             WHERE service_name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("row")
+    };
+    let (status, url, latency, reason) = row("pg");
+    assert_eq!(status, "healthy");
+    assert_eq!(url, Some(format!("tcp://127.0.0.1:{open_port}")));
+    let latency = latency.expect("a connection has a latency");
+    assert!(latency > 0.0 && latency < 500.0, "{latency}");
+    assert_eq!(reason, None);
+    let (status, _, latency, reason) = row("Closed");
+    assert_eq!(status, "down");
+    assert_eq!(latency, None);
+    assert_eq!(reason.as_deref(), Some("Connection refused"));
+
+    let worker: Option<i64> = conn
+        .query_row("SELECT worker_status FROM monitoring_cycles", [], |r| {
+            r.get(0)
+        })
+        .expect("cycle row");
+    assert_eq!(worker, Some(200));
+    let bodies = receiver.posted_json();
+    assert_eq!(bodies.len(), 1, "one heartbeat");
+    let keys: Vec<&str> = bodies[0]["services"]
+        .as_object()
+        .expect("services object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["Closed", "pg", "web", "box"]);
+    assert_eq!(bodies[0]["services"]["pg"]["status"], "healthy");
+    assert_eq!(bodies[0]["services"]["Closed"]["status"], "down");
+    drop(open);
+}
+
+/// Docker health and exit codes through the real cycle and the database (issue 16), against
+/// the engine of `HB_TEST_DOCKER_HOST` (`scripts/docker-engine.sh up`): a running container
+/// whose health check fails is stored as `error`, a killed one as down with its exit code.
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_health_and_exit_codes_are_stored() {
+    const CLI: &str = "/usr/bin/docker";
+    let host = std::env::var("HB_TEST_DOCKER_HOST").unwrap_or_default();
+    let socket = host.strip_prefix("unix://").unwrap_or(&host).to_owned();
+    if !crate::common::require(
+        !host.is_empty() && Path::new(&socket).exists(),
+        "HB_TEST_DOCKER_HOST not set or its socket absent (run scripts/docker-engine.sh up)",
+    ) {
+        return;
+    }
+    let docker = |args: &[&str]| {
+        let out = Command::new(CLI)
+            .arg("-H")
+            .arg(&host)
+            .args(args)
+            .output()
+            .expect("run the docker CLI");
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    struct Removed<'a>(&'a str, Vec<String>);
+    impl Drop for Removed<'_> {
+        fn drop(&mut self) {
+            for name in &self.1 {
+                let _ = Command::new("/usr/bin/docker")
+                    .args(["-H", self.0, "rm", "-f", name])
+                    .output();
+            }
+        }
+    }
+    let pid = std::process::id();
+    let sick = format!("hb-e2e-sick-{pid}");
+    let killed = format!("hb-e2e-killed-{pid}");
+    let _cleanup = Removed(&host, vec![sick.clone(), killed.clone()]);
+    let run = |name: &str, extra: &[&str]| {
+        let mut args = vec!["run", "-d", "--init", "--network", "none", "--name", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["hb-test/busybox", "sleep", "100000"]);
+        docker(&args);
+    };
+    run(
+        &sick,
+        &[
+            "--health-cmd",
+            "false",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+        ],
+    );
+    run(&killed, &[]);
+    docker(&["kill", &killed]);
+    docker(&["wait", &killed]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while docker(&["inspect", "--format", "{{.State.Health.Status}}", &sick]) != "unhealthy" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine never reported unhealthy"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_in(&dir);
+    let mut cmd = agent_cmd(
+        &db,
+        "10",
+        &[
+            ("sick", format!("docker:{sick}")),
+            ("killed", format!("docker:{killed}")),
+        ],
+    );
+    let ping = Server::start(200).await;
+    cmd.args(["--once"])
+        .env("DOCKER_HOST", &host)
+        .env("PING_URL", ping.url("/ping"));
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = open_db(&db);
+    let row = |name: &str| -> (String, Option<String>) {
+        conn.query_row(
+            "SELECT status, error_message FROM service_checks WHERE service_name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("row")
+    };
+    assert_eq!(
+        row("sick"),
+        (
+            "error".to_owned(),
+            Some("Container health: unhealthy".to_owned())
+        )
+    );
+    assert_eq!(
+        row("killed"),
+        (
+            "down".to_owned(),
+            Some("Container state: exited (137)".to_owned())
+        )
+    );
+    let containers: i64 = conn
+        .query_row("SELECT container_count FROM monitoring_cycles", [], |r| {
+            r.get(0)
+        })
+        .expect("cycle row");
+    assert!(containers >= 1, "the sick one is running: {containers}");
+}

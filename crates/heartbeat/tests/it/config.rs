@@ -128,6 +128,37 @@ const CASES: &[Case] = &[
         secret: None,
         cmds: AGENT,
     },
+    // tcp:// needs a host and a port (issue 16), and takes nothing else.
+    Case {
+        vars: &[("SERVICE_URL_pg", "tcp://db.internal")],
+        names: "SERVICE_URL_pg",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("SERVICE_URL_pg", "tcp://:5432")],
+        names: "SERVICE_URL_pg",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("SERVICE_URL_pg", "tcp://db.internal:99999")],
+        names: "SERVICE_URL_pg",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("SERVICE_URL_pg", "tcp://db.internal:5432/path")],
+        names: "SERVICE_URL_pg",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("SERVICE_URL_pg", "tcp://admin:pa55word@db.internal:5432")],
+        names: "SERVICE_URL_pg",
+        secret: Some("pa55word"),
+        cmds: AGENT,
+    },
     Case {
         vars: &[
             ("HEARTBEAT_URL", "not a url"),
@@ -437,6 +468,31 @@ fn each_role_checks_only_what_it_uses() {
         .output()
         .expect("run");
     assert_rejected(&out, "TZ", None, "dashboard TZ");
+}
+
+#[test]
+fn config_shows_tcp_services_among_the_http_ones() {
+    let out = heartbeat()
+        .arg("config")
+        .env("SERVICE_URL_web", "http://127.0.0.1:9/health")
+        .env("SERVICE_URL_box", "docker:box")
+        .env("SERVICE_URL_pg", "tcp://db.internal:5432")
+        .env("SERVICE_URL_Cache", "tcp://[::1]:6379")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .map(|l| l.split_once(" = ").map_or("", |(_, v)| v).to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(line("SERVICE_URL_pg"), "tcp://db.internal:5432");
+    assert_eq!(line("SERVICE_URL_Cache"), "tcp://[::1]:6379");
+    assert_eq!(line("SERVICE_NAMES"), "Cache,pg,web,box");
 }
 
 #[test]

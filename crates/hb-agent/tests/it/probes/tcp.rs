@@ -1,0 +1,168 @@
+//! TCP probe against real listeners on 127.0.0.1: one that accepts, a closed port, and one
+//! whose accept queue is full (a listener with a backlog of 1 that never accepts: Linux drops
+//! further SYNs, so the connect hangs until the check's timeout — deterministic, and loopback
+//! only, unlike an unroutable address).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hb_agent::probes::TcpProber;
+use hb_agent::probes::tcp::NO_IPV4_ADDRESS;
+use hb_core::ServiceStatus;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+const TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A port on 127.0.0.1 nothing listens on: bound, then released.
+async fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    drop(l);
+    port
+}
+
+#[tokio::test]
+async fn open_port_is_healthy_with_its_connect_time() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = tokio::spawn(async move { listener.accept().await.map(|_| ()) });
+    let o = TcpProber::new(TIMEOUT, true).check("127.0.0.1", port).await;
+    assert_eq!(o.status, ServiceStatus::Healthy, "{o:?}");
+    assert_eq!(o.reason, None);
+    assert_eq!(o.status_code, None);
+    let latency = o.latency_ms.expect("a connection has a latency");
+    assert!(
+        latency > 0.0 && latency < 500.0,
+        "sub-millisecond precision, within the timeout: {latency}"
+    );
+    tokio::time::timeout(Duration::from_secs(2), accepted)
+        .await
+        .expect("the listener saw the connection")
+        .expect("join")
+        .expect("accept");
+}
+
+#[tokio::test]
+async fn a_name_resolves_and_connects() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let o = TcpProber::new(TIMEOUT, true).check("localhost", port).await;
+    assert_eq!(o.status, ServiceStatus::Healthy, "{o:?}");
+    assert!(o.latency_ms.is_some());
+}
+
+#[tokio::test]
+async fn closed_port_is_down_connection_refused() {
+    let port = closed_port().await;
+    let o = TcpProber::new(TIMEOUT, true).check("127.0.0.1", port).await;
+    assert_eq!(o.status, ServiceStatus::Down, "{o:?}");
+    assert_eq!(o.reason.as_deref(), Some("Connection refused"));
+    assert_eq!(o.latency_ms, None);
+    assert!(!o.agent_fault);
+}
+
+#[tokio::test]
+async fn full_accept_queue_is_a_timeout() {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = socket.listen(1).expect("listen with a backlog of 1");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    // Fill the queue: connections complete until it is full, then a SYN goes unanswered.
+    let mut held = Vec::new();
+    let mut full = false;
+    for _ in 0..16 {
+        match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => held.push(stream),
+            Ok(Err(e)) => panic!("filling the queue: {e}"),
+            Err(_elapsed) => {
+                full = true;
+                break;
+            }
+        }
+    }
+    assert!(full, "the accept queue never filled ({} held)", held.len());
+    let started = Instant::now();
+    let o = TcpProber::new(TIMEOUT, true)
+        .check("127.0.0.1", addr.port())
+        .await;
+    let took = started.elapsed();
+    assert_eq!(o.status, ServiceStatus::Timeout, "{o:?}");
+    assert_eq!(o.reason.as_deref(), Some("Timeout"));
+    assert_eq!(o.latency_ms, None);
+    assert!(
+        took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(400),
+        "the check takes its timeout, no more: {took:?}"
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn force_ipv4_refuses_an_ipv6_only_target() {
+    let o = TcpProber::new(TIMEOUT, true).check("::1", 22).await;
+    assert_eq!(o.status, ServiceStatus::Down, "{o:?}");
+    assert_eq!(o.reason.as_deref(), Some(NO_IPV4_ADDRESS));
+}
+
+const NETNS_CHILD_ENV: &str = "HB_TCP_NETNS_CHILD";
+
+/// An unreachable address must fail at once, never touching a real network: the assertion
+/// runs in a copy of this test binary inside a network namespace that has only loopback, where
+/// 10.255.255.1 has no route.
+#[test]
+fn unreachable_network_is_down() {
+    if std::env::var_os(NETNS_CHILD_ENV).is_some() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let o = rt.block_on(TcpProber::new(TIMEOUT, true).check("10.255.255.1", 5432));
+        assert_eq!(o.status, ServiceStatus::Down, "{o:?}");
+        assert_eq!(o.reason.as_deref(), Some("Network unreachable"));
+        assert!(!o.agent_fault);
+        return;
+    }
+    let probe = std::process::Command::new("unshare")
+        .args(["-n", "true"])
+        .output();
+    match probe {
+        Err(e) => {
+            crate::require(false, &format!("unshare unavailable ({e})"));
+            return;
+        }
+        Ok(out) if !out.status.success() => {
+            crate::require(
+                false,
+                &format!(
+                    "unshare -n failed ({})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            );
+            return;
+        }
+        Ok(_) => {}
+    }
+    let exe = std::env::current_exe().expect("own test binary");
+    let out = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", r#"ip link set lo up && exec "$0" "$@""#])
+        .arg(exe)
+        .args([
+            "probes::tcp::unreachable_network_is_down",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(NETNS_CHILD_ENV, "1")
+        .output()
+        .expect("run the test binary in a netns");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran the test: {stdout}"
+    );
+}
