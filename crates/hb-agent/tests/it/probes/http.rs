@@ -340,13 +340,11 @@ async fn internet_check_online_and_offline() {
     assert_eq!(refused.ping_ms, None);
 }
 
-const NETNS_CHILD_ENV: &str = "HB_PROBES_NETNS_CHILD";
-
 /// Name resolution must fail without asking the machine's resolver: the assertion runs in a
 /// copy of this test binary inside a network namespace that has only loopback.
 #[test]
 fn dns_failure_is_down() {
-    if std::env::var_os(NETNS_CHILD_ENV).is_some() {
+    if super::in_netns_child() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -359,46 +357,5 @@ fn dns_failure_is_down() {
         assert_eq!(o.reason.as_deref(), Some("DNS resolution failed"));
         return;
     }
-    let probe = std::process::Command::new("unshare")
-        .args(["-n", "true"])
-        .output();
-    match probe {
-        Err(e) => {
-            crate::require(false, &format!("unshare unavailable ({e})"));
-            return;
-        }
-        Ok(out) if !out.status.success() => {
-            crate::require(
-                false,
-                &format!(
-                    "unshare -n failed ({})",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            );
-            return;
-        }
-        Ok(_) => {}
-    }
-    let exe = std::env::current_exe().expect("own test binary");
-    let out = std::process::Command::new("unshare")
-        .args(["-n", "sh", "-c", r#"ip link set lo up && exec "$0" "$@""#])
-        .arg(exe)
-        .args([
-            "probes::http::dns_failure_is_down",
-            "--exact",
-            "--nocapture",
-        ])
-        .env(NETNS_CHILD_ENV, "1")
-        .output()
-        .expect("run the test binary in a netns");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "the child ran the test: {stdout}"
-    );
+    super::run_in_loopback_netns("probes::http::dns_failure_is_down");
 }

@@ -105,14 +105,12 @@ async fn force_ipv4_refuses_an_ipv6_only_target() {
     assert_eq!(o.reason.as_deref(), Some(NO_IPV4_ADDRESS));
 }
 
-const NETNS_CHILD_ENV: &str = "HB_TCP_NETNS_CHILD";
-
 /// An unreachable address must fail at once, never touching a real network: the assertion
 /// runs in a copy of this test binary inside a network namespace that has only loopback, where
 /// 10.255.255.1 has no route.
 #[test]
 fn unreachable_network_is_down() {
-    if std::env::var_os(NETNS_CHILD_ENV).is_some() {
+    if super::in_netns_child() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -123,46 +121,5 @@ fn unreachable_network_is_down() {
         assert!(!o.agent_fault);
         return;
     }
-    let probe = std::process::Command::new("unshare")
-        .args(["-n", "true"])
-        .output();
-    match probe {
-        Err(e) => {
-            crate::require(false, &format!("unshare unavailable ({e})"));
-            return;
-        }
-        Ok(out) if !out.status.success() => {
-            crate::require(
-                false,
-                &format!(
-                    "unshare -n failed ({})",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            );
-            return;
-        }
-        Ok(_) => {}
-    }
-    let exe = std::env::current_exe().expect("own test binary");
-    let out = std::process::Command::new("unshare")
-        .args(["-n", "sh", "-c", r#"ip link set lo up && exec "$0" "$@""#])
-        .arg(exe)
-        .args([
-            "probes::tcp::unreachable_network_is_down",
-            "--exact",
-            "--nocapture",
-        ])
-        .env(NETNS_CHILD_ENV, "1")
-        .output()
-        .expect("run the test binary in a netns");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "the child ran the test: {stdout}"
-    );
+    super::run_in_loopback_netns("probes::tcp::unreachable_network_is_down");
 }
