@@ -55,6 +55,19 @@ struct Answered {
     took: Duration,
 }
 
+impl Answered {
+    /// Asserts the HTTP status and the body's `result` word.
+    #[track_caller]
+    fn expect(&self, status: u16, result: &str, case: &str) {
+        assert_eq!(
+            (self.status, self.body["result"].as_str()),
+            (status, Some(result)),
+            "{case}: {}",
+            self.raw
+        );
+    }
+}
+
 async fn request(
     client: &reqwest::Client,
     method: reqwest::Method,
@@ -232,12 +245,7 @@ async fn every_answer_of_the_heartbeat_contract() {
     ];
     for (case, auth, body, status, result) in simple {
         let a = post(auth, body).await;
-        assert_eq!(
-            (a.status, a.body["result"].as_str()),
-            (status, Some(result)),
-            "{case}: {}",
-            a.raw
-        );
+        a.expect(status, result, case);
         answers.push((case.to_owned(), a));
     }
     // Refused on its Content-Length, before the body is read: the body is not sent, or the
@@ -273,12 +281,7 @@ async fn every_answer_of_the_heartbeat_contract() {
             .execute_batch("BEGIN EXCLUSIVE; UPDATE agents SET heartbeats = heartbeats WHERE 0;")
             .expect("lock");
         let a = post(bearer(KEY_WEB), good.clone()).await;
-        assert_eq!(
-            (a.status, a.body["result"].as_str()),
-            (500, Some("store-failed")),
-            "{}",
-            a.raw
-        );
+        a.expect(500, "store-failed", "locked store");
         answers.push(("locked store".to_owned(), a));
         other.execute_batch("ROLLBACK").expect("unlock");
     }
@@ -295,20 +298,10 @@ async fn every_answer_of_the_heartbeat_contract() {
         )
         .expect("damage");
     let a = post(bearer(KEY_WEB), good.clone()).await;
-    assert_eq!(
-        (a.status, a.body["result"].as_str()),
-        (220, Some("blind")),
-        "{}",
-        a.raw
-    );
+    a.expect(220, "blind", "unreadable state");
     answers.push(("unreadable state".to_owned(), a));
     let a = post(bearer(KEY_WEB), good.clone()).await;
-    assert_eq!(
-        (a.status, a.body["result"].as_str()),
-        (200, Some("recorded")),
-        "{}",
-        a.raw
-    );
+    a.expect(200, "recorded", "the next heartbeat");
 
     // `db` was never seen: one "never seen" alarm after its grace.
     wait_for("the never-seen alarm", Duration::from_secs(10), || {
@@ -324,30 +317,15 @@ async fn every_answer_of_the_heartbeat_contract() {
     )
     .expect("trigger");
     let a = post(bearer(KEY_DB), good.clone()).await;
-    assert_eq!(
-        (a.status, a.body["result"].as_str()),
-        (221, Some("recovery-update-failed")),
-        "{}",
-        a.raw
-    );
+    a.expect(221, "recovery-update-failed", "recovery refused");
     answers.push(("recovery refused".to_owned(), a));
     conn.execute_batch("DROP TRIGGER refuse_recovery")
         .expect("drop");
     let a = post(bearer(KEY_DB), good.clone()).await;
-    assert_eq!(
-        (a.status, a.body["result"].as_str()),
-        (200, Some("recovered")),
-        "{}",
-        a.raw
-    );
+    a.expect(200, "recovered", "back after the silence");
     answers.push(("recovered".to_owned(), a));
     let a = post(bearer(KEY_DB), good.clone()).await;
-    assert_eq!(
-        (a.status, a.body["result"].as_str()),
-        (200, Some("recorded")),
-        "{}",
-        a.raw
-    );
+    a.expect(200, "recorded", "the next heartbeat");
     wait_for("the back alert", Duration::from_secs(10), || {
         alerts_with(&sink, "Agent back").len() == 1
     })
@@ -650,12 +628,7 @@ async fn state_survives_sigkill_and_restart() {
     );
 
     let a = beat(&c, &r, KEY_WEB, "healthy").await;
-    assert_eq!(
-        (a.status, a.body["result"].as_str()),
-        (200, Some("recovered")),
-        "{}",
-        a.raw
-    );
+    a.expect(200, "recovered", "back after the silence");
     wait_for("web's back alarm", Duration::from_secs(10), || {
         alerts_with(&sink, "Agent back: web").len() == 1
     })
