@@ -56,6 +56,39 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The `range` query parameter (`default` when absent) and its length in seconds; 400 with the
+/// valid values otherwise.
+pub(crate) fn range_param(
+    params: &HashMap<String, String>,
+    default: &str,
+) -> Result<(String, i64), ApiError> {
+    let range = params.get("range").map_or(default, String::as_str);
+    match crate::live::range_seconds(range) {
+        Some(seconds) => Ok((range.to_owned(), seconds)),
+        None => Err(ApiError::BadRequest(json!({
+            "detail": format!("invalid range '{range}'"),
+            "valid": crate::live::RANGES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        }))),
+    }
+}
+
+/// The `limit` query parameter: 1 to `max`, `default` when absent; 400 otherwise.
+pub(crate) fn limit_param(
+    params: &HashMap<String, String>,
+    default: u32,
+    max: u32,
+) -> Result<u32, ApiError> {
+    let Some(raw) = params.get("limit") else {
+        return Ok(default);
+    };
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::BadRequest(json!({
+            "detail": format!("invalid limit '{raw}': expected an integer from 1 to {max}"),
+        }))),
+    }
+}
+
 /// Runs a read on the blocking pool.
 pub(crate) async fn read<T: Send + 'static>(
     state: &AppState,
@@ -113,17 +146,7 @@ pub(crate) async fn alerts(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let limit = match params.get("limit") {
-        None => ALERTS_DEFAULT,
-        Some(raw) => match raw.parse::<u32>() {
-            Ok(n) if (1..=ALERTS_MAX).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(json!({
-                    "detail": format!("invalid limit '{raw}': expected an integer from 1 to {ALERTS_MAX}"),
-                })));
-            }
-        },
-    };
+    let limit = limit_param(&params, ALERTS_DEFAULT, ALERTS_MAX)?;
     let rows = read(&state, move |q| q.alerts(limit)).await?;
     Ok(Json(json!({ "alerts": rows })).into_response())
 }

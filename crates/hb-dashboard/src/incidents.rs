@@ -12,8 +12,8 @@ use hb_store::IncidentRow;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::api::{ApiError, read};
-use crate::live::{RANGES, range_seconds, service_type};
+use crate::api::{ApiError, limit_param, range_param, read};
+use crate::live::service_type;
 use crate::mask::mask_error;
 
 const LIMIT_DEFAULT: u32 = 100;
@@ -23,24 +23,8 @@ pub(crate) async fn handler(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let range = params.get("range").map_or("24h", String::as_str).to_owned();
-    let Some(range_s) = range_seconds(&range) else {
-        return Err(ApiError::BadRequest(json!({
-            "detail": format!("invalid range '{range}'"),
-            "valid": RANGES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-        })));
-    };
-    let limit = match params.get("limit") {
-        None => LIMIT_DEFAULT,
-        Some(raw) => match raw.parse::<u32>() {
-            Ok(n) if (1..=LIMIT_MAX).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(json!({
-                    "detail": format!("invalid limit '{raw}': expected an integer from 1 to {LIMIT_MAX}"),
-                })));
-            }
-        },
-    };
+    let (range, range_s) = range_param(&params, "24h")?;
+    let limit = limit_param(&params, LIMIT_DEFAULT, LIMIT_MAX)?;
     let now_ms = state.now().as_millisecond();
     let from_ms = now_ms - range_s * 1000;
     let (latest, incidents) = read(&state, move |q| {

@@ -12,7 +12,7 @@ use hb_store::{LatestCycle, Window};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::api::{ApiError, read};
+use crate::api::{ApiError, range_param, read};
 use crate::mask::mask_error;
 
 /// The accepted ranges and their length in seconds: the older tool's eight, then `90d` and
@@ -155,13 +155,7 @@ pub(crate) async fn handler(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let range = params.get("range").map_or("1h", String::as_str).to_owned();
-    let Some(range_s) = range_seconds(&range) else {
-        return Err(ApiError::BadRequest(json!({
-            "detail": format!("invalid range '{range}'"),
-            "valid": RANGES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-        })));
-    };
+    let (range, range_s) = range_param(&params, "1h")?;
     let now_s = state.now().as_second();
     let (start, width, count) = layout(range_s, state.settings.target_data_points, now_s);
     let data = read(&state, move |q| {

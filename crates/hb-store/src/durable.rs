@@ -141,15 +141,7 @@ impl DurableWriter {
         if !self.queue.is_empty() || self.failing {
             return Ok(Maintenance::default());
         }
-        let result = self
-            .connect()
-            .and_then(|writer| writer.maintain(now_ms, budget));
-        if let Err(error) = &result
-            && matches!(classify(error), Failure::Transient { reopen: true })
-        {
-            self.writer = None;
-        }
-        result
+        self.with_writer(|writer| writer.maintain(now_ms, budget))
     }
 
     /// Operations waiting to be written.
