@@ -25,6 +25,9 @@ pub struct Probes {
     heartbeat: Option<HeartbeatSender>,
     ping_url: String,
     limit: Arc<Semaphore>,
+    /// Per service: the limit it shares with the other services of its target, if the target
+    /// has more services than `CHECKS_PER_TARGET` allows at once.
+    target_limits: Vec<Option<Arc<Semaphore>>>,
     tz: jiff::tz::TimeZone,
 }
 
@@ -64,6 +67,7 @@ impl Probes {
             heartbeat,
             ping_url: config.ping_url.clone(),
             limit: Arc::new(Semaphore::new(config.check_concurrency)),
+            target_limits: target_limits(&config.services, config.checks_per_target),
             tz: config.tz.clone(),
         })
     }
@@ -145,6 +149,18 @@ impl Probes {
     }
 
     async fn check_service(&self, index: usize) -> CheckOutcome {
+        // The target's turn first, then a global permit: a check waiting for its target holds
+        // nothing the other targets need. The probe starts its clock and its timeout only
+        // once both are held, so waiting for a turn is neither latency nor a timeout.
+        let _target_turn = match &self.target_limits[index] {
+            Some(limit) => match limit.acquire().await {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    return CheckOutcome::agent_fault(crate::probes::limits::FAULT_SHUTTING_DOWN);
+                }
+            },
+            None => None,
+        };
         let Ok(_permit) = self.limit.acquire().await else {
             return CheckOutcome::agent_fault(crate::probes::limits::FAULT_SHUTTING_DOWN);
         };
@@ -163,6 +179,47 @@ impl Probes {
     }
 }
 
+/// The server a check talks to, as far as its load is concerned: an http(s) URL's host and port
+/// (the URL's, not `INTERNAL_DNS_OVERRIDE_IP`'s: the override points at a reverse proxy that
+/// spreads the names over their own back ends), or a `tcp://` host and port. `docker:` checks
+/// go to the local engine and have no target here.
+fn target_key(target: &Target) -> Option<(String, u16)> {
+    match target {
+        Target::Http { url, .. } => Some((
+            url.host_str()?.to_ascii_lowercase(),
+            url.port_or_known_default()?,
+        )),
+        Target::Tcp { host, port } => Some((host.to_ascii_lowercase(), *port)),
+        Target::Docker { .. } => None,
+    }
+}
+
+/// One shared limit of `per_target` checks in flight for each target with more services than
+/// that; `None` for the others (and for every service when `per_target` is 0).
+fn target_limits(services: &[ServiceSpec], per_target: usize) -> Vec<Option<Arc<Semaphore>>> {
+    if per_target == 0 {
+        return vec![None; services.len()];
+    }
+    let keys: Vec<Option<(String, u16)>> = services.iter().map(|s| target_key(&s.target)).collect();
+    let mut sizes: std::collections::HashMap<&(String, u16), usize> = Default::default();
+    for key in keys.iter().flatten() {
+        *sizes.entry(key).or_default() += 1;
+    }
+    let mut shared: std::collections::HashMap<&(String, u16), Arc<Semaphore>> = Default::default();
+    keys.iter()
+        .map(|key| {
+            let key = key.as_ref()?;
+            (sizes[key] > per_target).then(|| {
+                Arc::clone(
+                    shared
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(Semaphore::new(per_target))),
+                )
+            })
+        })
+        .collect()
+}
+
 /// `2026-11-29T15:41:02.123456-05:00`: microseconds and the zone's offset, as the original.
 pub fn iso_timestamp(zoned: &jiff::ZonedDateTime) -> String {
     zoned.strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string()
@@ -171,4 +228,65 @@ pub fn iso_timestamp(zoned: &jiff::ZonedDateTime) -> String {
 /// `2026-11-29 15:41:02`, the time shown in alert texts.
 pub fn alert_time_text(zoned: &jiff::ZonedDateTime) -> String {
     zoned.strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, url: &str) -> ServiceSpec {
+        let target = if let Some(container) = url.strip_prefix("docker:") {
+            Target::Docker {
+                container: container.to_owned(),
+            }
+        } else if let Some(rest) = url.strip_prefix("tcp://") {
+            let (host, port) = rest.rsplit_once(':').expect("port");
+            Target::Tcp {
+                host: host.to_owned(),
+                port: port.parse().expect("port"),
+            }
+        } else {
+            Target::Http {
+                url: url.parse().expect("url"),
+                headers: Vec::new(),
+            }
+        };
+        ServiceSpec {
+            name: name.to_owned(),
+            target,
+            display_url: url.to_owned(),
+        }
+    }
+
+    fn same(a: &Option<Arc<Semaphore>>, b: &Option<Arc<Semaphore>>) -> bool {
+        matches!((a, b), (Some(a), Some(b)) if Arc::ptr_eq(a, b))
+    }
+
+    #[test]
+    fn services_share_a_limit_by_url_host_and_port_only_when_they_exceed_it() {
+        let services = [
+            spec("a", "http://App.example:8080/a"),
+            spec("b", "http://app.example:8080/b"),
+            spec("c", "http://app.example:8080/c"),
+            spec("d", "https://app.example/d"),
+            spec("e", "https://app.example:443/e"),
+            spec("f", "http://other.example/"),
+            spec("g", "tcp://app.example:8080"),
+            spec("h", "docker:web"),
+            spec("i", "docker:web"),
+            spec("j", "docker:web"),
+        ];
+        let limits = target_limits(&services, 2);
+        // app.example:8080 has four (three http, one tcp): one shared limit of 2.
+        assert!(same(&limits[0], &limits[1]) && same(&limits[1], &limits[2]));
+        assert!(same(&limits[0], &limits[6]));
+        assert_eq!(limits[0].as_ref().map(|l| l.available_permits()), Some(2));
+        // https://app.example and :443 are one target of two: within the limit, none needed.
+        assert!(limits[3].is_none() && limits[4].is_none());
+        assert!(limits[5].is_none());
+        // docker: checks go to the local engine, not to a target.
+        assert!(limits[7..].iter().all(Option::is_none));
+        // 0 turns the limit off.
+        assert!(target_limits(&services, 0).iter().all(Option::is_none));
+    }
 }

@@ -133,6 +133,9 @@ pub struct AgentConfig {
     pub docker_host: String,
     pub force_ipv4: bool,
     pub check_concurrency: usize,
+    /// Most checks in flight at once against one target (an http(s) URL's host and port, a
+    /// `tcp://` host and port); `0` means no per-target limit.
+    pub checks_per_target: usize,
     /// Runtime worker threads of the agent (checks are I/O-bound: one is plenty for hundreds).
     pub agent_worker_threads: usize,
     pub pending_cycles_max: usize,

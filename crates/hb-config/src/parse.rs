@@ -274,6 +274,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
     }
     let force_ipv4 = r.boolean("FORCE_IPV4", true);
     let check_concurrency = r.integer("CHECK_CONCURRENCY", 4_096, 1, 1_000_000) as usize;
+    let checks_per_target = r.integer("CHECKS_PER_TARGET", 4, 0, 1_000_000) as usize;
     let agent_worker_threads = r.integer("AGENT_WORKER_THREADS", 1, 1, 256) as usize;
     let pending_cycles_max = r.integer("PENDING_CYCLES_MAX", 8_640, 1, 10_000_000) as usize;
     // An hour: long enough for a crash and a restart by hand, short enough that what arrives
@@ -326,6 +327,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
         docker_host,
         force_ipv4,
         check_concurrency,
+        checks_per_target,
         agent_worker_threads,
         pending_cycles_max,
         alert_redeliver_max_age,
@@ -782,6 +784,13 @@ pub(crate) fn describe_agent(c: &AgentConfig) -> Vec<(String, String)> {
         ("DOCKER_HOST", redact_url(&c.docker_host)),
         ("FORCE_IPV4", c.force_ipv4.to_string()),
         ("CHECK_CONCURRENCY", c.check_concurrency.to_string()),
+        (
+            "CHECKS_PER_TARGET",
+            match c.checks_per_target {
+                0 => "0 (unlimited)".to_owned(),
+                n => n.to_string(),
+            },
+        ),
         ("AGENT_WORKER_THREADS", c.agent_worker_threads.to_string()),
         ("PENDING_CYCLES_MAX", c.pending_cycles_max.to_string()),
         (

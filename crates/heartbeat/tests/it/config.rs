@@ -187,6 +187,18 @@ const CASES: &[Case] = &[
         cmds: AGENT,
     },
     Case {
+        vars: &[("CHECKS_PER_TARGET", "four")],
+        names: "CHECKS_PER_TARGET",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("CHECKS_PER_TARGET", "-1")],
+        names: "CHECKS_PER_TARGET",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
         vars: &[("FORCE_IPV4", "maybe")],
         names: "FORCE_IPV4",
         secret: None,
@@ -662,7 +674,7 @@ fn config_lines(out: &std::process::Output) -> Vec<(String, String)> {
 }
 
 #[test]
-fn config_shows_the_retention_defaults_and_overrides() {
+fn config_shows_the_retention_and_dispatch_defaults_and_overrides() {
     let out = heartbeat()
         .arg("config")
         .env(GOOD_SERVICE.0, GOOD_SERVICE.1)
@@ -688,6 +700,7 @@ fn config_shows_the_retention_defaults_and_overrides() {
         ("RETENTION_HOUR_ROLLUPS_DAYS", "400"),
         ("RETENTION_DAY_ROLLUPS_DAYS", "0"),
         ("RETENTION_ALERTS_DAYS", "400"),
+        ("CHECKS_PER_TARGET", "4"),
     ] {
         assert_eq!(value(key), default, "{key}");
     }
@@ -696,6 +709,7 @@ fn config_shows_the_retention_defaults_and_overrides() {
         .env(GOOD_SERVICE.0, GOOD_SERVICE.1)
         .env("RETENTION_DAYS", "0")
         .env("RETENTION_HOUR_ROLLUPS_DAYS", "730")
+        .env("CHECKS_PER_TARGET", "0")
         .output()
         .expect("run");
     assert!(
@@ -706,4 +720,5 @@ fn config_shows_the_retention_defaults_and_overrides() {
     let lines = config_lines(&out);
     assert!(lines.contains(&("RETENTION_DAYS".to_owned(), "0".to_owned())));
     assert!(lines.contains(&("RETENTION_HOUR_ROLLUPS_DAYS".to_owned(), "730".to_owned())));
+    assert!(lines.contains(&("CHECKS_PER_TARGET".to_owned(), "0 (unlimited)".to_owned())));
 }

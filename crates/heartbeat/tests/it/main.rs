@@ -6,6 +6,7 @@ mod common;
 mod config;
 mod dashboard;
 mod demo;
+mod dispatch;
 mod full_disk;
 mod healthcheck;
 mod limits;
