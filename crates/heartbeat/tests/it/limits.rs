@@ -29,6 +29,9 @@ fn limited_agent(db: &Path, server: &Server, soft: u64, hard: u64) -> Command {
         .env("SERVICE_TIMEOUT_SECONDS", "3")
         .env("LOOP_INTERVAL_SECONDS", "4")
         .env("STATUS_CHANGE_THRESHOLD", "1")
+        // Every service lives on the one test server: without this the per-target cap would
+        // keep all but a few checks waiting, and the agent would never need 500 descriptors.
+        .env("CHECKS_PER_TARGET", "0")
         .env("PING_URL", server.url("/ping"))
         .env("N8N_WEBHOOK_URL", server.url("/hook"))
         .env(
