@@ -47,7 +47,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
     let nofile = crate::probes::raise_nofile_limit();
-    log_nofile_limit(&nofile, config.services.len().min(config.check_concurrency));
+    log_nofile_limit(
+        &nofile,
+        crate::cycle::most_in_flight(
+            &config.services,
+            config.checks_per_target,
+            config.check_concurrency,
+        ),
+    );
     let probes = Arc::new(Probes::new(&config)?);
     let store_name = store.describe();
     let store = StoreTask::spawn(store, config.pending_cycles_max).map_err(AgentError::Writer)?;

@@ -194,6 +194,24 @@ fn target_key(target: &Target) -> Option<(String, u16)> {
     }
 }
 
+/// The most checks a cycle can have in flight at once: every service, within the per-target
+/// caps, within `concurrency`. The open-file limit is judged by this number.
+pub fn most_in_flight(services: &[ServiceSpec], per_target: usize, concurrency: usize) -> usize {
+    let mut sizes: std::collections::HashMap<(String, u16), usize> = Default::default();
+    let mut unkeyed = 0;
+    for service in services {
+        match target_key(&service.target) {
+            Some(key) => *sizes.entry(key).or_default() += 1,
+            None => unkeyed += 1,
+        }
+    }
+    let capped: usize = sizes
+        .values()
+        .map(|&n| if per_target == 0 { n } else { n.min(per_target) })
+        .sum();
+    (capped + unkeyed).min(concurrency)
+}
+
 /// One shared limit of `per_target` checks in flight for each target with more services than
 /// that; `None` for the others (and for every service when `per_target` is 0).
 fn target_limits(services: &[ServiceSpec], per_target: usize) -> Vec<Option<Arc<Semaphore>>> {
@@ -288,5 +306,18 @@ mod tests {
         assert!(limits[7..].iter().all(Option::is_none));
         // 0 turns the limit off.
         assert!(target_limits(&services, 0).iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn the_checks_in_flight_are_bounded_by_the_per_target_caps_and_the_concurrency() {
+        let mut services: Vec<ServiceSpec> = (0..10)
+            .map(|i| spec(&format!("s{i}"), &format!("http://one.example/{i}")))
+            .collect();
+        services.push(spec("t", "tcp://two.example:22"));
+        services.push(spec("d", "docker:web"));
+        // one.example: 4 of its 10; two.example: 1; docker: 1.
+        assert_eq!(most_in_flight(&services, 4, 500), 6);
+        assert_eq!(most_in_flight(&services, 0, 500), 12);
+        assert_eq!(most_in_flight(&services, 4, 3), 3);
     }
 }
