@@ -164,10 +164,16 @@ impl Probes {
         let Ok(_permit) = self.limit.acquire().await else {
             return CheckOutcome::agent_fault(crate::probes::limits::FAULT_SHUTTING_DOWN);
         };
-        match &self.services[index].target {
-            Target::Http { url, headers } => self.http.check(url, headers).await,
+        let spec = &self.services[index];
+        match &spec.target {
+            Target::Http { url, headers } => {
+                self.http.check_with(url, headers, &spec.options).await
+            }
             Target::Docker { container } => self.docker.check(container).await,
-            Target::Tcp { host, port } => self.tcp.check(host, *port).await,
+            Target::Tcp { host, port } => match spec.options.timeout {
+                Some(timeout) => self.tcp.check_within(host, *port, timeout).await,
+                None => self.tcp.check(host, *port).await,
+            },
         }
     }
 
@@ -207,7 +213,13 @@ pub fn most_in_flight(services: &[ServiceSpec], per_target: usize, concurrency: 
     }
     let capped: usize = sizes
         .values()
-        .map(|&n| if per_target == 0 { n } else { n.min(per_target) })
+        .map(|&n| {
+            if per_target == 0 {
+                n
+            } else {
+                n.min(per_target)
+            }
+        })
         .sum();
     (capped + unkeyed).min(concurrency)
 }
@@ -273,6 +285,7 @@ mod tests {
             name: name.to_owned(),
             target,
             display_url: url.to_owned(),
+            options: Default::default(),
         }
     }
 

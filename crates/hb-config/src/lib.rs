@@ -66,6 +66,41 @@ pub struct ServiceSpec {
     pub target: Target,
     /// The URL as given, without credentials: safe to store, log and show.
     pub display_url: String,
+    /// `SERVICE_TIMEOUT_<name>`, `SERVICE_EXPECT_<name>`, `SERVICE_KEYWORD_<name>`,
+    /// `SERVICE_METHOD_<name>`; all unset by default, which is the first wave's check.
+    pub options: CheckOptions,
+}
+
+/// A service's own check options. Validated at start: the HTTP ones only on http(s) services.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CheckOptions {
+    /// Replaces `SERVICE_TIMEOUT_SECONDS` for this service (http(s) and `tcp://`).
+    pub timeout: Option<Duration>,
+    /// The status codes that count as healthy, as inclusive ranges (`200-299,401`).
+    pub expect: Option<Vec<(u16, u16)>>,
+    /// Text the body must contain (read with `GET`, at most [`KEYWORD_BODY_LIMIT`] bytes).
+    pub keyword: Option<String>,
+    /// The request method; unset means `HEAD`, retried with `GET` on 405/501.
+    pub method: Option<HttpMethod>,
+}
+
+impl CheckOptions {
+    /// Whether `code` counts as healthy: in `expect` when it is set, else 2xx or 3xx.
+    pub fn healthy_code(&self, code: u16) -> bool {
+        match &self.expect {
+            Some(ranges) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&code)),
+            None => (200..400).contains(&code),
+        }
+    }
+}
+
+/// How much of a body a keyword check reads at most.
+pub const KEYWORD_BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Head,
+    Get,
 }
 
 impl ServiceSpec {

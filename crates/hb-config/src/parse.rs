@@ -10,13 +10,21 @@ use std::time::Duration;
 use hb_core::{compare_services, redact_url};
 
 use crate::{
-    AgentConfig, ConfigError, ConfigErrors, DashboardConfig, EnvSource, HealthcheckConfig,
-    LogFormat, MAX_RETENTION_DAYS, MIN_LOOP_INTERVAL_SECS, MIN_SERVICE_TIMEOUT_SECS, MockConfig,
-    RetentionDays, Secret, ServiceSpec, SlowThresholds, Target,
+    AgentConfig, CheckOptions, ConfigError, ConfigErrors, DashboardConfig, EnvSource,
+    HealthcheckConfig, HttpMethod, LogFormat, MAX_RETENTION_DAYS, MIN_LOOP_INTERVAL_SECS,
+    MIN_SERVICE_TIMEOUT_SECS, MockConfig, RetentionDays, Secret, ServiceSpec, SlowThresholds,
+    Target,
 };
 
 const URL_PREFIX: &str = "SERVICE_URL_";
 const HEADERS_PREFIX: &str = "SERVICE_HEADERS_";
+const TIMEOUT_PREFIX: &str = "SERVICE_TIMEOUT_";
+const EXPECT_PREFIX: &str = "SERVICE_EXPECT_";
+const KEYWORD_PREFIX: &str = "SERVICE_KEYWORD_";
+const METHOD_PREFIX: &str = "SERVICE_METHOD_";
+/// `SERVICE_TIMEOUT_SECONDS` is the global timeout, not the timeout of a service `SECONDS`.
+const GLOBAL_TIMEOUT_SUFFIX: &str = "SECONDS";
+const OPTION_PREFIXES: [&str; 4] = [TIMEOUT_PREFIX, EXPECT_PREFIX, KEYWORD_PREFIX, METHOD_PREFIX];
 const SLOW: &str = "SERVICE_SLOW_MS";
 const SLOW_PREFIX: &str = "SERVICE_SLOW_MS_";
 /// The largest latency threshold accepted: one hour, far above any check timeout.
@@ -300,6 +308,16 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
             loop_interval.as_secs_f64()
         ));
     }
+    for s in &services {
+        if let Some(t) = s.options.timeout.filter(|t| *t >= loop_interval) {
+            warnings.push(format!(
+                "{TIMEOUT_PREFIX}{} ({}) is not shorter than LOOP_INTERVAL_SECONDS ({}): a cycle with this service unresponsive will overrun and skip ticks",
+                s.name,
+                t.as_secs_f64(),
+                loop_interval.as_secs_f64()
+            ));
+        }
+    }
     if heartbeat_url.is_none() {
         warnings.push("HEARTBEAT_URL is not set: the heartbeat is disabled".to_owned());
     } else if secret_key.is_none() && !r.env.is_not_utf8("SECRET_KEY") {
@@ -511,6 +529,22 @@ fn read_services(r: &mut Reader<'_>, warnings: &mut Vec<String>) -> Vec<ServiceS
             );
         }
     }
+    for prefix in OPTION_PREFIXES {
+        for name in env.not_utf8_with_prefix(prefix) {
+            r.error(name, "is not valid UTF-8 text (name or value)");
+        }
+        for (name, _) in env.with_prefix(prefix) {
+            if prefix == TIMEOUT_PREFIX && name == GLOBAL_TIMEOUT_SUFFIX {
+                continue;
+            }
+            if !urls.contains_key(name) {
+                r.error(
+                    &format!("{prefix}{name}"),
+                    format!("there is no {URL_PREFIX}{name} for this option"),
+                );
+            }
+        }
+    }
 
     let selected: Vec<String> = match r.optional("SERVICE_NAMES") {
         Some(list) => {
@@ -600,12 +634,14 @@ fn read_service(
                 "headers apply only to http(s) services",
             );
         }
+        refuse_options(r, name, &OPTION_PREFIXES, "docker: checks");
         return Some(ServiceSpec {
             name: name.to_owned(),
             target: Target::Docker {
                 container: container.to_owned(),
             },
             display_url,
+            options: CheckOptions::default(),
         });
     }
     if raw.starts_with("tcp://") {
@@ -616,10 +652,21 @@ fn read_service(
                 "headers apply only to http(s) services",
             );
         }
+        refuse_options(
+            r,
+            name,
+            &[EXPECT_PREFIX, KEYWORD_PREFIX, METHOD_PREFIX],
+            "tcp:// checks",
+        );
+        let options = CheckOptions {
+            timeout: service_timeout(r, name),
+            ..CheckOptions::default()
+        };
         return Some(ServiceSpec {
             name: name.to_owned(),
             target: Target::Tcp { host, port },
             display_url,
+            options,
         });
     }
     if !(raw.starts_with("http://") || raw.starts_with("https://")) {
@@ -638,11 +685,111 @@ fn read_service(
         Some(raw) => parse_headers(r, &format!("{HEADERS_PREFIX}{name}"), raw)?,
         None => Vec::new(),
     };
+    let options = http_options(r, name);
     Some(ServiceSpec {
         name: name.to_owned(),
         target: Target::Http { url, headers },
         display_url,
+        options,
     })
+}
+
+/// `SERVICE_TIMEOUT_<name>`, read like `SERVICE_TIMEOUT_SECONDS` (none for a service named
+/// `SECONDS`, whose variable would be the global one).
+fn service_timeout(r: &mut Reader<'_>, name: &str) -> Option<Duration> {
+    if name == GLOBAL_TIMEOUT_SUFFIX {
+        return None;
+    }
+    let var = format!("{TIMEOUT_PREFIX}{name}");
+    r.optional(&var)?;
+    Some(r.seconds(&var, 2.0, MIN_SERVICE_TIMEOUT_SECS, 3_600.0))
+}
+
+/// Options that make no sense for this kind of check are refused, not silently ignored.
+fn refuse_options(r: &mut Reader<'_>, name: &str, prefixes: &[&str], kind: &str) {
+    for prefix in prefixes {
+        let var = format!("{prefix}{name}");
+        if prefix == &TIMEOUT_PREFIX && name == GLOBAL_TIMEOUT_SUFFIX {
+            continue;
+        }
+        if r.optional(&var).is_some() {
+            let what = if prefix == &TIMEOUT_PREFIX {
+                "uses SERVICE_TIMEOUT_SECONDS; a per-service timeout applies to http(s) and tcp:// services"
+            } else {
+                "applies only to http(s) services"
+            };
+            r.error(&var, format!("{kind} cannot take this option: {what}"));
+        }
+    }
+}
+
+/// The http(s) options of service `name`.
+fn http_options(r: &mut Reader<'_>, name: &str) -> CheckOptions {
+    let timeout = service_timeout(r, name);
+    let expect_var = format!("{EXPECT_PREFIX}{name}");
+    let expect = r.optional(&expect_var).and_then(|raw| match status_ranges(raw) {
+        Ok(ranges) => Some(ranges),
+        Err(why) => {
+            r.error(&expect_var, format!("'{raw}' is not valid: {why} (expected status codes and ranges from 100 to 599, such as 200-299,401)"));
+            None
+        }
+    });
+    let keyword_var = format!("{KEYWORD_PREFIX}{name}");
+    let keyword = r.optional(&keyword_var).map(str::to_owned);
+    let method_var = format!("{METHOD_PREFIX}{name}");
+    let method = r
+        .optional(&method_var)
+        .and_then(|raw| match raw.to_ascii_uppercase().as_str() {
+            "HEAD" => Some(HttpMethod::Head),
+            "GET" => Some(HttpMethod::Get),
+            _ => {
+                r.error(
+                    &method_var,
+                    format!("'{raw}' is not valid (expected HEAD or GET)"),
+                );
+                None
+            }
+        });
+    if keyword.is_some() && method == Some(HttpMethod::Head) {
+        r.error(
+            &method_var,
+            format!("HEAD reads no body, but {keyword_var} needs one (remove it, or use GET)"),
+        );
+    }
+    CheckOptions {
+        timeout,
+        expect,
+        keyword,
+        method,
+    }
+}
+
+/// `200-299,401`: codes and inclusive ranges, each from 100 to 599.
+fn status_ranges(raw: &str) -> Result<Vec<(u16, u16)>, String> {
+    let code = |t: &str| -> Result<u16, String> {
+        u16::from_str(t.trim())
+            .ok()
+            .filter(|c| (100..=599).contains(c))
+            .ok_or_else(|| format!("'{}' is not a status code", t.trim()))
+    };
+    let mut out = Vec::new();
+    for part in raw.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err("an entry is empty".to_owned());
+        }
+        let range = match part.split_once('-') {
+            Some((lo, hi)) => (code(lo)?, code(hi)?),
+            None => {
+                let c = code(part)?;
+                (c, c)
+            }
+        };
+        if range.0 > range.1 {
+            return Err(format!("'{part}' is an empty range"));
+        }
+        out.push(range);
+    }
+    Ok(out)
 }
 
 /// `tcp://host:port` (an IPv6 host in brackets), nothing else: no credentials, path, query or
@@ -834,6 +981,36 @@ pub(crate) fn describe_agent(c: &AgentConfig) -> Vec<(String, String)> {
             let shown: Vec<String> = headers.iter().map(|(k, _)| format!("{k}:***")).collect();
             out.push((format!("{HEADERS_PREFIX}{}", s.name), shown.join(",")));
         }
+        let o = &s.options;
+        if let Some(t) = o.timeout {
+            out.push((
+                format!("{TIMEOUT_PREFIX}{}", s.name),
+                format!("{}", t.as_secs_f64()),
+            ));
+        }
+        if let Some(ranges) = &o.expect {
+            let shown: Vec<String> = ranges
+                .iter()
+                .map(|(lo, hi)| {
+                    if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("{lo}-{hi}")
+                    }
+                })
+                .collect();
+            out.push((format!("{EXPECT_PREFIX}{}", s.name), shown.join(",")));
+        }
+        if let Some(k) = &o.keyword {
+            out.push((format!("{KEYWORD_PREFIX}{}", s.name), format!("{k:?}")));
+        }
+        if let Some(m) = o.method {
+            let m = match m {
+                HttpMethod::Head => "HEAD",
+                HttpMethod::Get => "GET",
+            };
+            out.push((format!("{METHOD_PREFIX}{}", s.name), m.to_owned()));
+        }
     }
     out
 }
@@ -1024,6 +1201,149 @@ mod tests {
     }
 
     #[test]
+    fn per_service_options() {
+        let c = load_pairs(&[
+            ("SERVICE_URL_web", "https://example.com/"),
+            ("SERVICE_URL_db", "tcp://db:5432"),
+            ("SERVICE_URL_plain", "http://127.0.0.1/"),
+            ("SERVICE_TIMEOUT_web", "7.5"),
+            ("SERVICE_EXPECT_web", " 200-299, 401 ,418"),
+            ("SERVICE_KEYWORD_web", "status: ok"),
+            ("SERVICE_METHOD_web", "get"),
+            ("SERVICE_TIMEOUT_db", "1"),
+            // The global timeout, not a service named SECONDS.
+            ("SERVICE_TIMEOUT_SECONDS", "3"),
+        ])
+        .expect("valid");
+        let by_name = |n: &str| c.services.iter().find(|s| s.name == n).expect(n);
+        let web = &by_name("web").options;
+        assert_eq!(web.timeout, Some(Duration::from_millis(7500)));
+        assert_eq!(web.expect, Some(vec![(200, 299), (401, 401), (418, 418)]));
+        assert_eq!(web.keyword.as_deref(), Some("status: ok"));
+        assert_eq!(web.method, Some(HttpMethod::Get));
+        assert!(web.healthy_code(401) && web.healthy_code(250) && !web.healthy_code(302));
+        assert_eq!(by_name("db").options.timeout, Some(Duration::from_secs(1)));
+        assert_eq!(by_name("plain").options, CheckOptions::default());
+        assert!(CheckOptions::default().healthy_code(302));
+        assert!(!CheckOptions::default().healthy_code(404));
+        assert_eq!(c.service_timeout, Duration::from_secs(3));
+        // A timeout not shorter than the interval works, with a warning.
+        let c = load_pairs(&[
+            ("SERVICE_URL_web", "http://127.0.0.1/"),
+            ("SERVICE_TIMEOUT_web", "10"),
+        ])
+        .expect("valid");
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("SERVICE_TIMEOUT_web (10) is not shorter")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn per_service_option_errors_name_the_variable() {
+        // (extra variables, the variable the error names, part of its message)
+        type Row = (
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            &'static str,
+        );
+        let table: &[Row] = &[
+            (
+                &[("SERVICE_EXPECT_web", "2xx")],
+                "SERVICE_EXPECT_web",
+                "'2xx' is not a status code",
+            ),
+            (
+                &[("SERVICE_EXPECT_web", "200,,401")],
+                "SERVICE_EXPECT_web",
+                "an entry is empty",
+            ),
+            (
+                &[("SERVICE_EXPECT_web", "299-200")],
+                "SERVICE_EXPECT_web",
+                "empty range",
+            ),
+            (
+                &[("SERVICE_EXPECT_web", "200-600")],
+                "SERVICE_EXPECT_web",
+                "'600' is not a status code",
+            ),
+            (
+                &[("SERVICE_EXPECT_web", "99")],
+                "SERVICE_EXPECT_web",
+                "from 100 to 599",
+            ),
+            (
+                &[("SERVICE_METHOD_web", "POST")],
+                "SERVICE_METHOD_web",
+                "expected HEAD or GET",
+            ),
+            (
+                &[
+                    ("SERVICE_METHOD_web", "HEAD"),
+                    ("SERVICE_KEYWORD_web", "ok"),
+                ],
+                "SERVICE_METHOD_web",
+                "HEAD reads no body",
+            ),
+            (
+                &[("SERVICE_TIMEOUT_web", "0")],
+                "SERVICE_TIMEOUT_web",
+                "a number of seconds from",
+            ),
+            (
+                &[("SERVICE_TIMEOUT_web", "soon")],
+                "SERVICE_TIMEOUT_web",
+                "",
+            ),
+            (
+                &[("SERVICE_KEYWORD_wbe", "ok")],
+                "SERVICE_KEYWORD_wbe",
+                "there is no SERVICE_URL_wbe",
+            ),
+            (
+                &[("SERVICE_EXPECT_ctr", "200")],
+                "SERVICE_EXPECT_ctr",
+                "docker: checks cannot take",
+            ),
+            (
+                &[("SERVICE_TIMEOUT_ctr", "5")],
+                "SERVICE_TIMEOUT_ctr",
+                "docker: checks cannot take",
+            ),
+            (
+                &[("SERVICE_KEYWORD_db", "ok")],
+                "SERVICE_KEYWORD_db",
+                "tcp:// checks cannot take",
+            ),
+            (
+                &[("SERVICE_METHOD_db", "GET")],
+                "SERVICE_METHOD_db",
+                "tcp:// checks cannot take",
+            ),
+        ];
+        for (extra, variable, why) in table {
+            let mut pairs = vec![
+                ("SERVICE_URL_web", "http://127.0.0.1/"),
+                ("SERVICE_URL_ctr", "docker:web"),
+                ("SERVICE_URL_db", "tcp://db:5432"),
+            ];
+            pairs.extend_from_slice(extra);
+            let e = load_pairs(&pairs).expect_err(variable);
+            assert_eq!(e.0.len(), 1, "{extra:?}: {e}");
+            assert_eq!(e.0[0].variable, *variable, "{extra:?}");
+            assert!(
+                e.0[0].message.contains(why),
+                "{extra:?}: {}",
+                e.0[0].message
+            );
+        }
+    }
+
+    #[test]
     fn tcp_services_are_ordered_with_http_ones() {
         let c = load_pairs(&[
             ("SERVICE_URL_web", "http://127.0.0.1:9000/"),
@@ -1142,5 +1462,29 @@ mod tests {
             assert!(!text.contains(secret), "{secret} leaked in {text}");
         }
         assert!(text.contains("X-Key:***"));
+    }
+
+    #[test]
+    fn describe_shows_the_options_of_a_service() {
+        let c = load_pairs(&[
+            ("SERVICE_URL_a", "http://a.test/x"),
+            ("SERVICE_TIMEOUT_a", "5"),
+            ("SERVICE_EXPECT_a", "200-299,401"),
+            ("SERVICE_KEYWORD_a", "up"),
+            ("SERVICE_METHOD_a", "GET"),
+        ])
+        .expect("valid");
+        let lines = describe_agent(&c);
+        for (key, value) in [
+            ("SERVICE_TIMEOUT_a", "5"),
+            ("SERVICE_EXPECT_a", "200-299,401"),
+            ("SERVICE_KEYWORD_a", "\"up\""),
+            ("SERVICE_METHOD_a", "GET"),
+        ] {
+            assert!(
+                lines.iter().any(|(k, v)| k == key && v == value),
+                "{key}={value} in {lines:?}"
+            );
+        }
     }
 }

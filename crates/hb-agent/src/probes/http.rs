@@ -1,13 +1,14 @@
 //! HTTP(S) service checks and the internet check (SPEC §3.1–3.3): one long-lived client pair
-//! built at start-up, `HEAD` with a `GET` fallback, the status taxonomy and the DNS override.
-//! Owns no schedule and never reads a response body.
+//! built at start-up, `HEAD` with a `GET` fallback, the status taxonomy and the DNS override,
+//! and each service's own options (timeout, healthy codes, method, keyword). Owns no schedule;
+//! reads a response body only for a keyword check.
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use hb_config::{AgentConfig, Secret};
-use hb_core::{CheckOutcome, InternetCheck};
+use hb_config::{AgentConfig, CheckOptions, HttpMethod, KEYWORD_BODY_LIMIT, Secret};
+use hb_core::{CheckOutcome, InternetCheck, ServiceStatus};
 use reqwest::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 
@@ -89,6 +90,20 @@ impl HttpProber {
     /// (SPEC §3.2). A `405`/`501` answer to `HEAD` is retried at once with `GET`, and that answer
     /// counts. Never returns an error: every failure is an outcome.
     pub async fn check(&self, url: &url::Url, headers: &[(String, Secret)]) -> CheckOutcome {
+        self.check_with(url, headers, &CheckOptions::default())
+            .await
+    }
+
+    /// [`check`](Self::check) with a service's own options: its timeout, its healthy codes,
+    /// its method, and a keyword the body must contain (read with `GET`, at most
+    /// [`KEYWORD_BODY_LIMIT`] bytes, within the same timeout). Latency is the time to the
+    /// response headers in every case.
+    pub async fn check_with(
+        &self,
+        url: &url::Url,
+        headers: &[(String, Secret)],
+        options: &CheckOptions,
+    ) -> CheckOutcome {
         let mut header_map = match build_headers(headers) {
             Ok(h) => h,
             Err(reason) => return CheckOutcome::unknown(reason),
@@ -104,9 +119,19 @@ impl HttpProber {
             },
         };
 
-        let deadline = Instant::now() + self.timeout;
+        let timeout = options.timeout.unwrap_or(self.timeout);
+        let deadline = Instant::now() + timeout;
+        if options.keyword.is_some() || options.method.is_some() {
+            let method = match (options.method, &options.keyword) {
+                (Some(HttpMethod::Head), None) => Method::HEAD,
+                _ => Method::GET,
+            };
+            return self
+                .check_exactly(client, method, &target, &header_map, deadline, options)
+                .await;
+        }
         let first = self
-            .send(client, Method::HEAD, &target, &header_map, self.timeout)
+            .send(client, Method::HEAD, &target, &header_map, timeout)
             .await;
         match first {
             Ok((code, latency_ms))
@@ -127,14 +152,54 @@ impl HttpProber {
                     .send(client, Method::GET, &target, &header_map, left)
                     .await
                 {
-                    Ok((code, latency_ms)) => {
-                        CheckOutcome::from_http_status(code.as_u16(), latency_ms)
-                    }
+                    Ok((code, latency_ms)) => status_outcome(code, latency_ms, options),
                     Err(e) => classify(&e),
                 }
             }
-            Ok((code, latency_ms)) => CheckOutcome::from_http_status(code.as_u16(), latency_ms),
+            Ok((code, latency_ms)) => status_outcome(code, latency_ms, options),
             Err(e) => classify(&e),
+        }
+    }
+
+    /// One request with the method the service asked for (no HEAD→GET retry), then the
+    /// keyword search in the body when there is one and the status counts as healthy.
+    async fn check_exactly(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        url: &url::Url,
+        headers: &HeaderMap,
+        deadline: Instant,
+        options: &CheckOptions,
+    ) -> CheckOutcome {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let request = client
+            .request(method, url.clone())
+            .headers(headers.clone())
+            .timeout(left);
+        let start = Instant::now();
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return classify(&e),
+        };
+        let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let outcome = status_outcome(response.status(), latency_ms, options);
+        let Some(keyword) = &options.keyword else {
+            return outcome;
+        };
+        if outcome.status != ServiceStatus::Healthy {
+            return outcome;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, body_contains(&mut response, keyword.as_bytes())).await {
+            Err(_elapsed) => CheckOutcome::timeout(),
+            Ok(Err(e)) => classify(&e),
+            Ok(Ok(true)) => outcome,
+            Ok(Ok(false)) => CheckOutcome {
+                status: ServiceStatus::Error,
+                reason: Some(KEYWORD_NOT_FOUND.to_owned()),
+                ..outcome
+            },
         }
     }
 
@@ -196,6 +261,52 @@ impl HttpProber {
         let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
         Ok((response.status(), latency_ms))
     }
+}
+
+/// The reason of a keyword check whose text is not in the body's first MiB.
+pub const KEYWORD_NOT_FOUND: &str = "Keyword not found";
+
+/// The outcome of an answer's status: `SERVICE_EXPECT_<name>` decides when set, else SPEC §3.1.
+fn status_outcome(code: StatusCode, latency_ms: f64, options: &CheckOptions) -> CheckOutcome {
+    let code = code.as_u16();
+    if options.expect.is_none() {
+        return CheckOutcome::from_http_status(code, latency_ms);
+    }
+    let healthy = options.healthy_code(code);
+    CheckOutcome {
+        status: if healthy {
+            ServiceStatus::Healthy
+        } else {
+            ServiceStatus::Error
+        },
+        status_code: Some(code),
+        latency_ms: Some(latency_ms),
+        reason: (!healthy).then(|| format!("HTTP {code}")),
+        agent_fault: false,
+    }
+}
+
+/// Reads the body chunk by chunk, at most [`KEYWORD_BODY_LIMIT`] bytes, until `needle` shows
+/// up (also across a chunk boundary). Stops reading as soon as it is found.
+async fn body_contains(
+    response: &mut reqwest::Response,
+    needle: &[u8],
+) -> Result<bool, reqwest::Error> {
+    let mut seen: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = KEYWORD_BODY_LIMIT - seen.len();
+        let take = &chunk[..chunk.len().min(room)];
+        // Only the tail that could start a match needs to be searched again.
+        let from = seen.len().saturating_sub(needle.len().saturating_sub(1));
+        seen.extend_from_slice(take);
+        if seen[from..].windows(needle.len()).any(|w| w == needle) {
+            return Ok(true);
+        }
+        if seen.len() >= KEYWORD_BODY_LIMIT {
+            return Ok(false);
+        }
+    }
+    Ok(false)
 }
 
 fn base_builder(s: &HttpProberSettings, ipv4_only: bool) -> reqwest::ClientBuilder {

@@ -29,8 +29,13 @@ impl TcpProber {
     /// the open connection, as an HTTP check's runs from the start of the request (resolution
     /// included). Never returns an error: every failure is an outcome.
     pub async fn check(&self, host: &str, port: u16) -> CheckOutcome {
+        self.check_within(host, port, self.timeout).await
+    }
+
+    /// [`check`](Self::check) with the service's own timeout (`SERVICE_TIMEOUT_<name>`).
+    pub async fn check_within(&self, host: &str, port: u16, timeout: Duration) -> CheckOutcome {
         let started = Instant::now();
-        match tokio::time::timeout(self.timeout, self.connect(host, port)).await {
+        match tokio::time::timeout(timeout, self.connect(host, port)).await {
             Err(_elapsed) => CheckOutcome::timeout(),
             Ok(Ok(())) => CheckOutcome::healthy(Some(started.elapsed().as_secs_f64() * 1000.0)),
             Ok(Err(outcome)) => outcome,

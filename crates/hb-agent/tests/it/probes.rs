@@ -4,6 +4,7 @@
 mod docker;
 mod host;
 mod http;
+mod options;
 mod tcp;
 
 /// Set in the copy of the test binary that runs inside the network namespace.

@@ -199,6 +199,39 @@ const CASES: &[Case] = &[
         cmds: AGENT,
     },
     Case {
+        vars: &[("SERVICE_EXPECT_web", "2xx")],
+        names: "SERVICE_EXPECT_web",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("SERVICE_METHOD_web", "POST")],
+        names: "SERVICE_METHOD_web",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("SERVICE_TIMEOUT_web", "0")],
+        names: "SERVICE_TIMEOUT_web",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[("SERVICE_KEYWORD_wbe", "ok")],
+        names: "SERVICE_KEYWORD_wbe",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[
+            ("SERVICE_URL_ctr", "docker:web"),
+            ("SERVICE_EXPECT_ctr", "200"),
+        ],
+        names: "SERVICE_EXPECT_ctr",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
         vars: &[("FORCE_IPV4", "maybe")],
         names: "FORCE_IPV4",
         secret: None,

@@ -10,6 +10,7 @@ mod dispatch;
 mod full_disk;
 mod healthcheck;
 mod limits;
+mod options;
 mod outbox;
 mod receiver;
 mod servers;

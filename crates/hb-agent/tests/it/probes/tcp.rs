@@ -61,8 +61,9 @@ async fn closed_port_is_down_connection_refused() {
     assert!(!o.agent_fault);
 }
 
-#[tokio::test]
-async fn full_accept_queue_is_a_timeout() {
+/// A listener on 127.0.0.1 whose accept queue is full, and the connections that fill it (kept
+/// open by the caller): a further connect hangs until its timeout.
+async fn full_accept_queue() -> (TcpListener, Vec<TcpStream>) {
     let socket = TcpSocket::new_v4().expect("socket");
     socket
         .bind("127.0.0.1:0".parse().expect("addr"))
@@ -71,22 +72,22 @@ async fn full_accept_queue_is_a_timeout() {
     let addr: SocketAddr = listener.local_addr().expect("addr");
     // Fill the queue: connections complete until it is full, then a SYN goes unanswered.
     let mut held = Vec::new();
-    let mut full = false;
     for _ in 0..16 {
         match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => held.push(stream),
             Ok(Err(e)) => panic!("filling the queue: {e}"),
-            Err(_elapsed) => {
-                full = true;
-                break;
-            }
+            Err(_elapsed) => return (listener, held),
         }
     }
-    assert!(full, "the accept queue never filled ({} held)", held.len());
+    panic!("the accept queue never filled ({} held)", held.len());
+}
+
+#[tokio::test]
+async fn full_accept_queue_is_a_timeout() {
+    let (listener, _held) = full_accept_queue().await;
+    let port = listener.local_addr().expect("addr").port();
     let started = Instant::now();
-    let o = TcpProber::new(TIMEOUT, true)
-        .check("127.0.0.1", addr.port())
-        .await;
+    let o = TcpProber::new(TIMEOUT, true).check("127.0.0.1", port).await;
     let took = started.elapsed();
     assert_eq!(o.status, ServiceStatus::Timeout, "{o:?}");
     assert_eq!(o.reason.as_deref(), Some("Timeout"));
@@ -95,7 +96,24 @@ async fn full_accept_queue_is_a_timeout() {
         took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(400),
         "the check takes its timeout, no more: {took:?}"
     );
-    drop(listener);
+}
+
+#[tokio::test]
+async fn a_service_timeout_replaces_the_global_one() {
+    let (listener, _held) = full_accept_queue().await;
+    let port = listener.local_addr().expect("addr").port();
+    let global = Duration::from_secs(30);
+    let own = Duration::from_millis(200);
+    let started = Instant::now();
+    let o = TcpProber::new(global, true)
+        .check_within("127.0.0.1", port, own)
+        .await;
+    let took = started.elapsed();
+    assert_eq!(o.status, ServiceStatus::Timeout, "{o:?}");
+    assert!(
+        took >= own && took < global,
+        "the service's own timeout ran out, not the global one: {took:?}"
+    );
 }
 
 #[tokio::test]
