@@ -831,6 +831,14 @@ function dashboard() {
       if (a.new_status === '200') return 'healthy';
       return a.new_status === '220' || a.new_status === '221' ? 'timeout' : 'down';
     },
+    /** "certificate: 23 days left", from the newest https answer's leaf certificate. */
+    certText(svc) {
+      const n = svc.cert_days_left;
+      if (n == null) return '';
+      if (n < 0) return 'certificate: expired';
+      if (n === 0) return 'certificate: expires today';
+      return `certificate: ${n} ${n === 1 ? 'day' : 'days'} left`;
+    },
     badgeText(svc) {
       return svc.status + (svc.status_code ? ` ${svc.status_code}` : '');
     },

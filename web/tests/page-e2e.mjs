@@ -344,15 +344,77 @@ async function demo(context, work) {
   }
 }
 
+// Certificate days and container health on the service cards (issue 16): a generated database
+// given two https certificates (23 days left, and 5: under TLS_EXPIRY_WARN_DAYS' 14) and a
+// container whose own health check fails, written as the agent writes them.
+async function serviceFacts(context, work) {
+  const db = join(work, 'facts.db');
+  genDb(db, ['--days', '1', '--services', '4', '--interval', '10']);
+  const sql = (q) => execFileSync('sqlite3', [db, q], { encoding: 'utf8' }).trim();
+  const latest = "(SELECT id FROM monitoring_cycles ORDER BY ts_ms DESC LIMIT 1)";
+  const rows = sql(`SELECT service_name || '|' || service_url FROM service_checks WHERE cycle_id = ${latest} ORDER BY service_name`)
+    .split('\n').map((l) => l.split('|'));
+  const http = rows.filter(([, url]) => url.startsWith('http')).map(([n]) => n);
+  const docker = rows.filter(([, url]) => url.startsWith('docker:')).map(([n]) => n);
+  assert.ok(http.length >= 2 && docker.length >= 1, `gen-db services: ${JSON.stringify(rows)}`);
+  const [far, soon] = http;
+  const [sick] = docker;
+  const day = 86400000;
+  const now = Date.now();
+  sql(`INSERT INTO service_certificates VALUES ('${far}', ${now + 23 * day + 3600000}, ${now}),
+                                               ('${soon}', ${now + 5 * day + 3600000}, ${now});
+       UPDATE service_checks SET status = 'error', status_code = NULL, latency_ms = NULL,
+              error_message = 'Container health: unhealthy'
+        WHERE cycle_id = ${latest} AND service_name = '${sick}';`);
+  const dash = await startDashboard(BIN, db, { DASHBOARD_MASK_ERRORS: 'true' });
+  try {
+    const api = await getJson(`${dash.base}/api/live?range=live`);
+    const byName = Object.fromEntries(api.services.map((s) => [s.name, s]));
+    assert.equal(byName[far].cert_days_left, 23);
+    assert.equal(byName[far].cert_expiring, false);
+    assert.equal(byName[soon].cert_expiring, true);
+    assert.equal(byName[sick].health, 'unhealthy');
+    assert.equal(byName[sick].error, 'Health Check Failed', 'the reason itself stays masked');
+    assert.ok(!('cert_days_left' in byName[sick]), 'no certificate keys without a certificate');
+
+    const page = await context.newPage();
+    await page.goto(`${dash.base}/#range=live`);
+    await page.getByTestId('state').filter({ hasText: 'Connected' }).waitFor({ timeout: 15000 });
+    await page.locator('#tab-services').click();
+    // The list marks only the expiring certificate.
+    await page.locator('button[data-view="list"]').click();
+    await page.locator(`li.svc-row[data-service="${soon}"]`).waitFor();
+    assert.equal(await page.locator(`li.svc-row[data-service="${soon}"] [data-testid="cert-soon"]`).innerText(), 'certificate: 5 days left');
+    assert.equal(await page.locator(`li.svc-row[data-service="${far}"] [data-testid="cert-soon"]`).isVisible(), false);
+    await page.locator('button[data-view="cards"]').click();
+    const card = (name) => page.locator(`article.service[data-service="${name}"]`);
+    await card(far).waitFor();
+    assert.equal(await card(far).getByTestId('cert').innerText(), 'certificate: 23 days left');
+    assert.doesNotMatch(await card(far).getByTestId('cert').getAttribute('class'), /cert-soon/);
+    assert.equal(await card(soon).getByTestId('cert').innerText(), 'certificate: 5 days left');
+    assert.match(await card(soon).getByTestId('cert').getAttribute('class'), /cert-soon/);
+    assert.match(await card(soon).getByTestId('cert').getAttribute('title'), /^Certificate expires \d{4}-\d\d-\d\dT/);
+    assert.equal(await card(sick).getByTestId('health').innerText(), 'health: unhealthy');
+    assert.equal(await card(sick).getByTestId('cert').isVisible(), false, 'a container has no certificate');
+    assert.equal(await card(http[2] ?? far).getByTestId('health').isVisible(), false);
+    step('service cards: certificate days (expiring marked) and container health');
+    await shoot(page, 'service-facts');
+    await page.close();
+  } finally {
+    await stop(dash.child);
+  }
+}
+
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), 'hb-page-e2e-'));
   const browser = await launch();
   try {
-    // HB_ONLY=stale|month|demo runs one part (while working on it).
+    // HB_ONLY=stale|month|facts|demo runs one part (while working on it).
     const only = process.env.HB_ONLY;
     if (!only || only === 'stale') await staleDatabase(browser.context, work);
     if (!only || only === 'month') await twentyServices(browser.context, work);
+    if (!only || only === 'facts') await serviceFacts(browser.context, work);
     if (!only || only === 'demo') await demo(browser.context, work);
   } finally {
     await browser.close();

@@ -10,6 +10,7 @@ use hb_core::alerting::{
     AlertEngine, CycleInput, NoResponseCause, ServiceObservation, WorkerObservation,
     internet_dependent,
 };
+use hb_core::cert::CertWatch;
 use hb_core::schedule::{missed_ticks, next_tick_ms};
 use hb_core::{AlertRecord, CycleRecord};
 use tokio_util::sync::CancellationToken;
@@ -94,7 +95,16 @@ pub async fn run(
         })
         .collect();
     let mut engine = AlertEngine::new(config.status_change_threshold);
-    resume(&store, &mut engine, &dispatcher, &config, &probes).await;
+    let mut certs = CertWatch::new(config.tls_expiry_warn_days);
+    resume(
+        &store,
+        &mut engine,
+        &mut certs,
+        &dispatcher,
+        &config,
+        &probes,
+    )
+    .await;
 
     tracing::info!(
         services = config.services.len(),
@@ -133,7 +143,8 @@ pub async fn run(
         };
 
         faults.observe(&cycle, &nofile);
-        let alerts = process_alerts(&mut engine, &cycle, &dependent, &probes, &config);
+        let mut alerts = process_alerts(&mut engine, &cycle, &dependent, &probes, &config);
+        alerts.extend(certificate_alerts(&mut certs, &cycle, &config));
         for alert in &alerts {
             tracing::warn!(item = %alert.item, title = %alert.title, "alert");
         }
@@ -266,6 +277,7 @@ impl FaultWatch {
 async fn resume(
     store: &StoreTask,
     engine: &mut AlertEngine,
+    certs: &mut CertWatch,
     dispatcher: &AlertDispatcher,
     config: &AgentConfig,
     probes: &Probes,
@@ -300,6 +312,11 @@ async fn resume(
         .zip(&resumed.services)
         .filter(|(spec, history)| engine.resume_service(&spec.name, history))
         .count();
+    for (spec, history) in config.services.iter().zip(&resumed.services) {
+        if let Some((not_after_ms, checked_ms)) = history.cert {
+            certs.resume(&spec.name, not_after_ms, checked_ms);
+        }
+    }
     let worker_known = probes.heartbeat_enabled() && engine.resume_worker(&resumed.worker);
     let outbox = resumed.outbox;
     tracing::info!(
@@ -317,6 +334,28 @@ async fn resume(
         );
     }
     dispatcher.redeliver(outbox.redeliver);
+}
+
+/// The certificate expiry alerts of a cycle: each https answer's leaf certificate against
+/// `TLS_EXPIRY_WARN_DAYS` (see [`CertWatch`]).
+fn certificate_alerts(
+    certs: &mut CertWatch,
+    cycle: &CycleRecord,
+    config: &AgentConfig,
+) -> Vec<AlertRecord> {
+    let now = jiff::Timestamp::from_millisecond(cycle.timestamp_ms)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_zoned_datetime(config.tz.clone());
+    let time_text = alert_time_text(&now);
+    cycle
+        .services
+        .iter()
+        .filter_map(|s| {
+            let not_after_ms = s.outcome.cert_expires_ms?;
+            certs.observe(&s.name, not_after_ms, cycle.timestamp_ms, &time_text)
+        })
+        .map(|d| d.into_record(uuid::Uuid::new_v4().to_string(), iso_timestamp(&now)))
+        .collect()
 }
 
 fn process_alerts(

@@ -171,6 +171,9 @@ pub struct AgentConfig {
     /// Most checks in flight at once against one target (an http(s) URL's host and port, a
     /// `tcp://` host and port); `0` means no per-target limit.
     pub checks_per_target: usize,
+    /// Days of certificate life left under which an https service alerts (once, and once more
+    /// under 3 days); `0` disables these alerts.
+    pub tls_expiry_warn_days: u32,
     /// Runtime worker threads of the agent (checks are I/O-bound: one is plenty for hundreds).
     pub agent_worker_threads: usize,
     pub pending_cycles_max: usize,
@@ -217,6 +220,9 @@ pub struct DashboardConfig {
     /// Latency above which an answering service is marked slow on the page
     /// (`SERVICE_SLOW_MS_<name>`, else `SERVICE_SLOW_MS`); its status is unchanged.
     pub slow_ms: SlowThresholds,
+    /// `TLS_EXPIRY_WARN_DAYS`, the agent's setting: the page marks a certificate with fewer
+    /// days left as expiring.
+    pub tls_expiry_warn_days: u32,
     pub umami_script_url: Option<String>,
     pub umami_website_id: Option<String>,
     pub log_format: LogFormat,

@@ -283,6 +283,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
     let force_ipv4 = r.boolean("FORCE_IPV4", true);
     let check_concurrency = r.integer("CHECK_CONCURRENCY", 4_096, 1, 1_000_000) as usize;
     let checks_per_target = r.integer("CHECKS_PER_TARGET", 4, 0, 1_000_000) as usize;
+    let tls_expiry_warn_days = r.integer("TLS_EXPIRY_WARN_DAYS", 14, 0, 3_650) as u32;
     let agent_worker_threads = r.integer("AGENT_WORKER_THREADS", 1, 1, 256) as usize;
     let pending_cycles_max = r.integer("PENDING_CYCLES_MAX", 8_640, 1, 10_000_000) as usize;
     // An hour: long enough for a crash and a restart by hand, short enough that what arrives
@@ -346,6 +347,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
         force_ipv4,
         check_concurrency,
         checks_per_target,
+        tls_expiry_warn_days,
         agent_worker_threads,
         pending_cycles_max,
         alert_redeliver_max_age,
@@ -395,6 +397,7 @@ pub(crate) fn load_dashboard(env: &EnvSource) -> Result<DashboardConfig, ConfigE
     }
     let mask_errors = r.boolean("DASHBOARD_MASK_ERRORS", true);
     let slow_ms = slow_thresholds(&mut r);
+    let tls_expiry_warn_days = r.integer("TLS_EXPIRY_WARN_DAYS", 14, 0, 3_650) as u32;
     let umami_script_url = r.optional("UMAMI_SCRIPT_URL").map(str::to_owned);
     let umami_website_id = r.optional("UMAMI_WEBSITE_ID").map(str::to_owned);
     r.finish(DashboardConfig {
@@ -406,6 +409,7 @@ pub(crate) fn load_dashboard(env: &EnvSource) -> Result<DashboardConfig, ConfigE
         cors_origins,
         mask_errors,
         slow_ms,
+        tls_expiry_warn_days,
         umami_script_url,
         umami_website_id,
         log_format,
@@ -935,6 +939,13 @@ pub(crate) fn describe_agent(c: &AgentConfig) -> Vec<(String, String)> {
             "CHECKS_PER_TARGET",
             match c.checks_per_target {
                 0 => "0 (unlimited)".to_owned(),
+                n => n.to_string(),
+            },
+        ),
+        (
+            "TLS_EXPIRY_WARN_DAYS",
+            match c.tls_expiry_warn_days {
+                0 => "0 (no certificate alerts)".to_owned(),
                 n => n.to_string(),
             },
         ),

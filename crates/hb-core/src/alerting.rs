@@ -128,6 +128,9 @@ pub struct StoredHistory {
     pub last_alert: Option<(String, i64)>,
     /// The newest observations, newest first (the threshold's worth is enough).
     pub recent: Vec<(String, i64)>,
+    /// The newest stored certificate expiry of an https service and the instant of the check
+    /// that saw it (see [`crate::cert::CertWatch::resume`]).
+    pub cert: Option<(i64, i64)>,
 }
 
 /// A status with its instant (epoch milliseconds).
@@ -1171,6 +1174,7 @@ mod tests {
                 .iter()
                 .map(|(s, at)| ((*s).to_owned(), *at))
                 .collect(),
+            cert: None,
         }
     }
 

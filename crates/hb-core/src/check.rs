@@ -18,6 +18,10 @@ pub struct CheckOutcome {
     /// outcome never raises or clears the service's alert.
     #[serde(default, skip_serializing_if = "is_false")]
     pub agent_fault: bool,
+    /// The `notAfter` instant (epoch ms) of the leaf certificate an https answer came with;
+    /// `None` for anything else (plain HTTP, no answer, tcp and docker checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_expires_ms: Option<i64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -39,6 +43,15 @@ impl CheckOutcome {
             latency_ms: Some(latency_ms),
             reason: (!healthy).then(|| format!("HTTP {code}")),
             agent_fault: false,
+            cert_expires_ms: None,
+        }
+    }
+
+    /// The same outcome with the certificate expiry the answer came with.
+    pub fn with_cert(self, cert_expires_ms: Option<i64>) -> Self {
+        CheckOutcome {
+            cert_expires_ms,
+            ..self
         }
     }
 
@@ -49,6 +62,7 @@ impl CheckOutcome {
             latency_ms,
             reason: None,
             agent_fault: false,
+            cert_expires_ms: None,
         }
     }
 
@@ -85,6 +99,7 @@ impl CheckOutcome {
             latency_ms: None,
             reason: Some(reason.into()),
             agent_fault: false,
+            cert_expires_ms: None,
         }
     }
 }

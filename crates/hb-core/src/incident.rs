@@ -56,6 +56,7 @@ mod tests {
             latency_ms: None,
             reason: None,
             agent_fault,
+            cert_expires_ms: None,
         }
     }
 

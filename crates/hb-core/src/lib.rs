@@ -5,6 +5,7 @@
 pub mod aggregate;
 pub mod alert;
 pub mod alerting;
+pub mod cert;
 pub mod check;
 pub mod cycle;
 pub mod debounce;

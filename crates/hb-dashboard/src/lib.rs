@@ -40,6 +40,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Latency thresholds that mark a service slow (`SERVICE_SLOW_MS[_<name>]`).
     pub slow_ms: hb_core::SlowThresholds,
+    /// `TLS_EXPIRY_WARN_DAYS`: a certificate with fewer days left is marked expiring.
+    pub tls_expiry_warn_days: u32,
 }
 
 /// Shared state of every handler.
@@ -187,6 +189,7 @@ mod tests {
             mask_errors: true,
             cors_origins: vec!["http://a.example".into()],
             slow_ms: hb_core::SlowThresholds::default(),
+            tls_expiry_warn_days: 14,
         };
         let state = AppState::new(settings.clone(), Arc::new(Absent));
         assert_eq!(state.read_concurrency(), 1, "at least one read at a time");

@@ -180,6 +180,49 @@ pub(crate) async fn handler(
 }
 
 /// The response body. `recent_ms`: the newest cycles' instants, newest first (for `freshness`).
+/// The keys only some services have, added only when known, so a service without them (every
+/// service of a configuration from before them) answers exactly as before:
+/// `cert_expires_at`, `cert_days_left` and `cert_expiring` for an https answer's certificate,
+/// `health` for a container whose own health check fails.
+fn add_service_facts(
+    service: &mut Value,
+    c: &hb_store::CheckRow,
+    kind: &str,
+    now_ms: i64,
+    warn_days: u32,
+) {
+    let Some(object) = service.as_object_mut() else {
+        return;
+    };
+    if let Some(ms) = c.cert_expires_ms {
+        object.insert("cert_expires_at".into(), json!(iso_utc(ms)));
+        object.insert(
+            "cert_days_left".into(),
+            json!(hb_core::cert::days_left(ms, now_ms)),
+        );
+        let expiring = warn_days > 0 && ms - now_ms < i64::from(warn_days) * 86_400_000;
+        object.insert("cert_expiring".into(), json!(expiring));
+    }
+    if let Some(health) = container_health(kind, c.error_message.as_deref()) {
+        object.insert("health".into(), json!(health));
+    }
+}
+
+/// `2026-12-13T10:00:00Z`.
+fn iso_utc(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// A container's own health check, when the stored reason says it failed (`Container health:
+/// unhealthy`): `unhealthy`; `None` for anything else. Only the word is shown, so masking has
+/// nothing to hide.
+fn container_health(kind: &str, reason: Option<&str>) -> Option<&'static str> {
+    let health = reason?.strip_prefix("Container health: ")?;
+    (kind == "docker" && health == "unhealthy").then_some("unhealthy")
+}
+
 pub(crate) fn build(
     state: &AppState,
     range: &str,
@@ -188,6 +231,7 @@ pub(crate) fn build(
     recent_ms: &[i64],
 ) -> Value {
     let settings = &state.settings;
+    let now_ms = state.now().as_millisecond();
     let mut total = CycleAcc::default();
     let mut per_service: HashMap<&str, ServiceAcc> = HashMap::new();
     for b in &window.buckets {
@@ -219,7 +263,7 @@ pub(crate) fn build(
             let distribution = status_counts(&acc);
             let pctl = |p: f64| num(acc.hist.percentile(p, &acc.latency));
             let slow_ms = settings.slow_ms.for_service(&c.name);
-            json!({
+            let mut service = json!({
                 "name": c.name,
                 "service_type": kind,
                 "status": c.status,
@@ -248,7 +292,9 @@ pub(crate) fn build(
                     "p99": pctl(99.0),
                     "latency_samples": acc.latency.n,
                 },
-            })
+            });
+            add_service_facts(&mut service, c, kind, now_ms, settings.tls_expiry_warn_days);
+            service
         })
         .collect();
 

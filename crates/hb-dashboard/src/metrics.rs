@@ -158,7 +158,29 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Result<Response, A
             );
         }
     }
+    // Only with an https answer, so a configuration without one exports what it did before.
+    if latest.checks.iter().any(|c| c.cert_expires_ms.is_some()) {
+        cert_family(&mut out, &latest.checks);
+    }
     Ok(text(out))
+}
+
+fn cert_family(out: &mut String, checks: &[hb_store::CheckRow]) {
+    family(
+        out,
+        "heartbeat_service_cert_expiry_timestamp_seconds",
+        "When the leaf certificate of the service's newest https answer expires (Unix time, s).",
+    );
+    for c in checks {
+        if let Some(ms) = c.cert_expires_ms {
+            let _ = writeln!(
+                out,
+                "heartbeat_service_cert_expiry_timestamp_seconds{{service=\"{}\"}} {}",
+                escape(&c.name),
+                ms.div_euclid(1000)
+            );
+        }
+    }
 }
 
 fn text(body: String) -> Response {

@@ -100,6 +100,8 @@ pub(crate) struct SchemaInfo {
     /// The alerts table has the outbox columns (`delivery_state`, `redelivered_at`).
     pub has_alert_outbox: bool,
     pub has_incidents: bool,
+    /// `service_certificates` exists (migration 6).
+    pub has_certificates: bool,
     /// `Some(ms)` when rollups exist and cover every cycle from `ms` on.
     pub rollups_from_ms: Option<i64>,
 }
@@ -371,6 +373,7 @@ fn probe_schema(conn: &Connection) -> Result<SchemaInfo, ReadError> {
         .query_row([], |r| r.get(0))?;
     Ok(SchemaInfo {
         has_ts_ms,
+        has_certificates: has("service_certificates"),
         has_alerts: has("alerts"),
         has_alert_outbox,
         has_incidents: has("incidents"),
@@ -432,10 +435,16 @@ impl Query<'_> {
         let Some(mut cycle) = row else {
             return Ok(None);
         };
-        let mut st = self.conn.prepare_cached(
-            "SELECT service_name, service_url, status, status_code, latency_ms, error_message
-               FROM service_checks WHERE cycle_id = ?1 ORDER BY id",
-        )?;
+        let mut st = self.conn.prepare_cached(if self.schema.has_certificates {
+            "SELECT s.service_name, s.service_url, s.status, s.status_code, s.latency_ms,
+                    s.error_message, c.expires_ms
+               FROM service_checks s
+               LEFT JOIN service_certificates c ON c.service_name = s.service_name
+              WHERE s.cycle_id = ?1 ORDER BY s.id"
+        } else {
+            "SELECT service_name, service_url, status, status_code, latency_ms, error_message, NULL
+               FROM service_checks WHERE cycle_id = ?1 ORDER BY id"
+        })?;
         let rows = st.query_map([&cycle.id], |r| {
             Ok(CheckRow {
                 name: r.get(0)?,
@@ -444,6 +453,7 @@ impl Query<'_> {
                 status_code: r.get(3)?,
                 latency_ms: r.get(4)?,
                 error_message: r.get(5)?,
+                cert_expires_ms: r.get(6)?,
             })
         })?;
         for r in rows {

@@ -187,6 +187,17 @@ CREATE INDEX IF NOT EXISTS idx_incidents_open ON incidents(service_name) WHERE e
 CREATE INDEX IF NOT EXISTS idx_incidents_started ON incidents(started_ms);
 ";
 
+// One row per https service: the `notAfter` of the leaf certificate its newest answer came
+// with, and that check's instant. A table of its own, so `service_checks` keeps the columns the
+// Python tool reads and writes.
+const SERVICE_CERTIFICATES: &str = "
+CREATE TABLE IF NOT EXISTS service_certificates (
+    service_name TEXT PRIMARY KEY,
+    expires_ms INTEGER NOT NULL,
+    checked_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Every migration, in order. `MIGRATIONS[i].version == i + 1`.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -251,6 +262,11 @@ pub const MIGRATIONS: &[Migration] = &[
         5,
         "incidents: every run of bad checks of a service, open or ended",
         INCIDENTS,
+    ),
+    Migration::sql_only(
+        6,
+        "service_certificates: the newest leaf certificate expiry of each https service",
+        SERVICE_CERTIFICATES,
     ),
 ];
 

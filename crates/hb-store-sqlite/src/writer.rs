@@ -43,6 +43,14 @@ const INSERT_CYCLE: &str = "INSERT INTO monitoring_cycles (id, timestamp_lima, c
 const INSERT_CHECK: &str = "INSERT INTO service_checks (cycle_id, service_name, service_url, \
      status, status_code, latency_ms, error_message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
+const UPSERT_CERTIFICATE: &str = "INSERT INTO service_certificates (service_name, expires_ms, \
+     checked_ms) VALUES (?1, ?2, ?3) ON CONFLICT (service_name) DO UPDATE \
+     SET expires_ms = excluded.expires_ms, checked_ms = excluded.checked_ms \
+     WHERE excluded.checked_ms >= service_certificates.checked_ms";
+
+const CERTIFICATE_OF: &str =
+    "SELECT expires_ms, checked_ms FROM service_certificates WHERE service_name = ?1";
+
 const INSERT_ALERT: &str = "INSERT INTO alerts (uid, created_at, created_ms, item, old_status, \
      new_status, title, message, attempts) \
      VALUES (?1, ?2, CAST(ROUND(unixepoch(?2, 'subsec') * 1000) AS INTEGER), ?3, ?4, ?5, ?6, ?7, 0) \
@@ -320,10 +328,15 @@ impl Writer {
         })
     }
 
-    /// What the database remembers of a service: its newest alert and its `window` newest
-    /// checks (see `hb_core::Debouncer::resume`).
+    /// What the database remembers of a service: its newest alert, its `window` newest
+    /// checks (see `hb_core::Debouncer::resume`) and its newest certificate expiry.
     pub fn service_history(&self, name: &str, window: u32) -> Result<StoredHistory, SqliteError> {
         Ok(StoredHistory {
+            cert: self
+                .conn
+                .prepare_cached(CERTIFICATE_OF)?
+                .query_row([name], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?,
             last_alert: self.last_alert_of(name)?,
             recent: self
                 .conn
@@ -338,6 +351,7 @@ impl Writer {
     /// [`Writer::service_history`] of the heartbeat receiver (the `worker` item).
     pub fn worker_history(&self, window: u32) -> Result<StoredHistory, SqliteError> {
         Ok(StoredHistory {
+            cert: None,
             last_alert: self.last_alert_of(hb_core::alerting::WORKER_ITEM)?,
             recent: self
                 .conn
@@ -418,6 +432,16 @@ fn insert_cycle(
             service.outcome.latency_ms,
             service.outcome.reason,
         ])?;
+    }
+    let mut certificate = tx.prepare_cached(UPSERT_CERTIFICATE)?;
+    for service in &cycle.services {
+        if let Some(expires_ms) = service.outcome.cert_expires_ms {
+            certificate.execute(rusqlite::params![
+                service.name,
+                expires_ms,
+                cycle.timestamp_ms
+            ])?;
+        }
     }
     incidents::apply(tx, cycle, open_incidents)?;
     if cycle.timestamp_ms < covered_from_ms {

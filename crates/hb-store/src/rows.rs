@@ -16,6 +16,10 @@ pub struct CheckRow {
     pub status_code: Option<i64>,
     pub latency_ms: Option<f64>,
     pub error_message: Option<String>,
+    /// The leaf certificate's expiry (epoch ms) of the service's newest https answer (it may
+    /// be older than this check, which may have failed); `None` for other services and on
+    /// databases from before it was recorded.
+    pub cert_expires_ms: Option<i64>,
 }
 
 /// The newest cycle and its checks.

@@ -134,7 +134,7 @@ impl HttpProber {
             .send(client, Method::HEAD, &target, &header_map, timeout)
             .await;
         match first {
-            Ok((code, latency_ms))
+            Ok((code, latency_ms, _))
                 if code == StatusCode::METHOD_NOT_ALLOWED
                     || code == StatusCode::NOT_IMPLEMENTED =>
             {
@@ -152,11 +152,15 @@ impl HttpProber {
                     .send(client, Method::GET, &target, &header_map, left)
                     .await
                 {
-                    Ok((code, latency_ms)) => status_outcome(code, latency_ms, options),
+                    Ok((code, latency_ms, cert)) => {
+                        status_outcome(code, latency_ms, options).with_cert(cert)
+                    }
                     Err(e) => classify(&e),
                 }
             }
-            Ok((code, latency_ms)) => status_outcome(code, latency_ms, options),
+            Ok((code, latency_ms, cert)) => {
+                status_outcome(code, latency_ms, options).with_cert(cert)
+            }
             Err(e) => classify(&e),
         }
     }
@@ -183,7 +187,8 @@ impl HttpProber {
             Err(e) => return classify(&e),
         };
         let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-        let outcome = status_outcome(response.status(), latency_ms, options);
+        let outcome = status_outcome(response.status(), latency_ms, options)
+            .with_cert(cert_expiry_ms(&response));
         let Some(keyword) = &options.keyword else {
             return outcome;
         };
@@ -224,11 +229,13 @@ impl HttpProber {
             )
             .await
         {
-            Ok((code, latency_ms)) if code.is_success() || code.is_redirection() => InternetCheck {
-                online: true,
-                ping_ms: Some(latency_ms),
-            },
-            Ok((code, _)) => {
+            Ok((code, latency_ms, _)) if code.is_success() || code.is_redirection() => {
+                InternetCheck {
+                    online: true,
+                    ping_ms: Some(latency_ms),
+                }
+            }
+            Ok((code, _, _)) => {
                 tracing::debug!(
                     code = code.as_u16(),
                     "internet check answered with a failure status"
@@ -242,8 +249,9 @@ impl HttpProber {
         }
     }
 
-    /// Sends one request and returns its status and the time to its headers in ms. The
-    /// response is dropped unread: for `HEAD` that leaves the connection reusable.
+    /// Sends one request and returns its status, the time to its headers in ms and the leaf
+    /// certificate's expiry. The response is dropped unread: for `HEAD` that leaves the
+    /// connection reusable.
     async fn send(
         &self,
         client: &reqwest::Client,
@@ -251,7 +259,7 @@ impl HttpProber {
         url: &url::Url,
         headers: &HeaderMap,
         timeout: Duration,
-    ) -> Result<(StatusCode, f64), reqwest::Error> {
+    ) -> Result<(StatusCode, f64, Option<i64>), reqwest::Error> {
         let request = client
             .request(method, url.clone())
             .headers(headers.clone())
@@ -259,7 +267,7 @@ impl HttpProber {
         let start = Instant::now();
         let response = request.send().await?;
         let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-        Ok((response.status(), latency_ms))
+        Ok((response.status(), latency_ms, cert_expiry_ms(&response)))
     }
 }
 
@@ -283,6 +291,7 @@ fn status_outcome(code: StatusCode, latency_ms: f64, options: &CheckOptions) -> 
         latency_ms: Some(latency_ms),
         reason: (!healthy).then(|| format!("HTTP {code}")),
         agent_fault: false,
+        cert_expires_ms: None,
     }
 }
 
@@ -309,12 +318,25 @@ async fn body_contains(
     Ok(false)
 }
 
+/// The leaf certificate's `notAfter` (epoch ms) of an https response; `None` for plain HTTP
+/// (also behind the DNS override) or a certificate that does not parse.
+fn cert_expiry_ms(response: &reqwest::Response) -> Option<i64> {
+    let der = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()?
+        .peer_certificate()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    cert.validity().not_after.timestamp().checked_mul(1000)
+}
+
 fn base_builder(s: &HttpProberSettings, ipv4_only: bool) -> reqwest::ClientBuilder {
     let builder = reqwest::Client::builder()
         // reqwest honours HTTP_PROXY even without default features; a proxy would make
         // every latency and the DNS override meaningless.
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        // The leaf certificate of every https answer, for its expiry (TLS_EXPIRY_WARN_DAYS).
+        .tls_info(true)
         .pool_idle_timeout(s.pool_idle_timeout)
         .user_agent(concat!("heartbeat-monitor/", env!("CARGO_PKG_VERSION")));
     if ipv4_only {

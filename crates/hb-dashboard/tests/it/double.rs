@@ -128,6 +128,7 @@ fn latest() -> LatestCycle {
             status_code: None,
             latency_ms: None,
             error_message: Some("Timeout".into()),
+            cert_expires_ms: None,
         }],
     }
 }

@@ -101,6 +101,7 @@ async fn start_on(store: Arc<dyn hb_store::ReadStore>, opts: Opts) -> Server {
         mask_errors: opts.mask,
         cors_origins: opts.cors,
         slow_ms: opts.slow_ms,
+        tls_expiry_warn_days: 14,
     };
     let now_s = opts.now_s;
     let state = AppState::new(settings, store).with_clock(Arc::new(move || {

@@ -199,6 +199,12 @@ const CASES: &[Case] = &[
         cmds: AGENT,
     },
     Case {
+        vars: &[("TLS_EXPIRY_WARN_DAYS", "two weeks")],
+        names: "TLS_EXPIRY_WARN_DAYS",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
         vars: &[("SERVICE_EXPECT_web", "2xx")],
         names: "SERVICE_EXPECT_web",
         secret: None,

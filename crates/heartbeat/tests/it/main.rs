@@ -2,6 +2,7 @@
 //! local targets, webhook and heartbeat receivers, and the database it writes.
 
 mod agent;
+mod certs;
 mod common;
 mod config;
 mod dashboard;
