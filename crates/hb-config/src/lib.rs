@@ -146,6 +146,15 @@ pub trait RoleConfig: Sized {
     fn log_format(&self) -> LogFormat;
 }
 
+/// Shipping to the fleet database (`FLEET_DATABASE_URL`, under `HOST_NAME`).
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// `postgres://…`; a secret (its password is never shown).
+    pub url: Secret,
+    /// `HOST_NAME`: 1–64 of `A-Za-z0-9._-`; default the machine's host name.
+    pub host_name: String,
+}
+
 /// `heartbeat agent`: the monitoring loop (SPEC §2 and §3 plus the variables this project adds;
 /// see README).
 #[derive(Debug, Clone)]
@@ -174,6 +183,8 @@ pub struct AgentConfig {
     /// Days of certificate life left under which an https service alerts (once, and once more
     /// under 3 days); `0` disables these alerts.
     pub tls_expiry_warn_days: u32,
+    /// `None` without `FLEET_DATABASE_URL`: single-host use, exactly as before.
+    pub fleet: Option<FleetConfig>,
     /// Runtime worker threads of the agent (checks are I/O-bound: one is plenty for hundreds).
     pub agent_worker_threads: usize,
     pub pending_cycles_max: usize,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hb_core::{compare_services, redact_url};
 
 use crate::{
-    AgentConfig, CheckOptions, ConfigError, ConfigErrors, DashboardConfig, EnvSource,
+    AgentConfig, CheckOptions, ConfigError, ConfigErrors, DashboardConfig, EnvSource, FleetConfig,
     HealthcheckConfig, HttpMethod, LogFormat, MAX_RETENTION_DAYS, MIN_LOOP_INTERVAL_SECS,
     MIN_SERVICE_TIMEOUT_SECS, MockConfig, RetentionDays, Secret, ServiceSpec, SlowThresholds,
     Target,
@@ -284,6 +284,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
     let check_concurrency = r.integer("CHECK_CONCURRENCY", 4_096, 1, 1_000_000) as usize;
     let checks_per_target = r.integer("CHECKS_PER_TARGET", 4, 0, 1_000_000) as usize;
     let tls_expiry_warn_days = r.integer("TLS_EXPIRY_WARN_DAYS", 14, 0, 3_650) as u32;
+    let fleet = fleet(&mut r);
     let agent_worker_threads = r.integer("AGENT_WORKER_THREADS", 1, 1, 256) as usize;
     let pending_cycles_max = r.integer("PENDING_CYCLES_MAX", 8_640, 1, 10_000_000) as usize;
     // An hour: long enough for a crash and a restart by hand, short enough that what arrives
@@ -348,6 +349,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
         check_concurrency,
         checks_per_target,
         tls_expiry_warn_days,
+        fleet,
         agent_worker_threads,
         pending_cycles_max,
         alert_redeliver_max_age,
@@ -356,6 +358,71 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
         log_format,
         warnings,
     })
+}
+
+/// `FLEET_DATABASE_URL` and `HOST_NAME`. The URL is checked for its form only (scheme, host);
+/// messages show it with the password hidden.
+fn fleet(r: &mut Reader<'_>) -> Option<FleetConfig> {
+    let host_name = match r.optional("HOST_NAME") {
+        Some(raw) => {
+            if !valid_host_name(raw) {
+                r.error(
+                    "HOST_NAME",
+                    format!(
+                        "'{raw}' is not valid (expected 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-')"
+                    ),
+                );
+            }
+            Some(raw.to_owned())
+        }
+        None => None,
+    };
+    let raw = r.optional("FLEET_DATABASE_URL")?;
+    let shown = hb_core::redact_password(raw);
+    let form_ok = url::Url::parse(raw).ok().is_some_and(|u| {
+        matches!(u.scheme(), "postgres" | "postgresql")
+            && u.host_str().is_some_and(|h| !h.is_empty())
+    });
+    if !form_ok {
+        r.error(
+            "FLEET_DATABASE_URL",
+            format!("{shown} is not valid (expected postgres://user:password@host:port/database)"),
+        );
+        return None;
+    }
+    let host_name = match host_name {
+        Some(h) => h,
+        None => {
+            let machine = machine_host_name();
+            if !valid_host_name(&machine) {
+                r.error(
+                    "HOST_NAME",
+                    format!(
+                        "is not set and the machine's host name '{machine}' is not valid for it (expected 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'): set HOST_NAME"
+                    ),
+                );
+            }
+            machine
+        }
+    };
+    Some(FleetConfig {
+        url: Secret::new(raw),
+        host_name,
+    })
+}
+
+fn valid_host_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The kernel's host name (`/proc/sys/kernel/hostname`), empty when unreadable.
+fn machine_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 pub(crate) fn load_dashboard(env: &EnvSource) -> Result<DashboardConfig, ConfigErrors> {
@@ -948,6 +1015,22 @@ pub(crate) fn describe_agent(c: &AgentConfig) -> Vec<(String, String)> {
                 0 => "0 (no certificate alerts)".to_owned(),
                 n => n.to_string(),
             },
+        ),
+        (
+            "FLEET_DATABASE_URL",
+            c.fleet
+                .as_ref()
+                .map_or("(not set: this host only)".to_owned(), |f| {
+                    hb_core::redact_password(f.url.expose())
+                }),
+        ),
+        (
+            "HOST_NAME",
+            c.fleet
+                .as_ref()
+                .map_or("(unused without FLEET_DATABASE_URL)".to_owned(), |f| {
+                    f.host_name.clone()
+                }),
         ),
         ("AGENT_WORKER_THREADS", c.agent_worker_threads.to_string()),
         ("PENDING_CYCLES_MAX", c.pending_cycles_max.to_string()),

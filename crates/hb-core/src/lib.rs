@@ -24,6 +24,6 @@ pub use alerting::{
 pub use check::CheckOutcome;
 pub use cycle::{CycleRecord, HostMetrics, InternetCheck, ServiceResult};
 pub use debounce::{Debouncer, Transition};
-pub use redact::redact_url;
+pub use redact::{redact_password, redact_url};
 pub use slow::SlowThresholds;
 pub use status::{ServiceKind, ServiceStatus, compare_services};

@@ -9,6 +9,7 @@ mod backfill;
 mod closed;
 mod error;
 mod incidents;
+pub mod journal;
 mod maintain;
 mod migrate;
 mod offsets;

@@ -198,6 +198,20 @@ CREATE TABLE IF NOT EXISTS service_certificates (
 ) WITHOUT ROWID;
 ";
 
+// One row per fleet host name this journal was shipped as: the last cycle and alert shipped
+// (their rowids, the cycle's id and instant) and when. The shipper writes it after PostgreSQL
+// committed a batch; the dashboard reads the lag from it.
+const FLEET_PROGRESS: &str = "
+CREATE TABLE IF NOT EXISTS fleet_progress (
+    host TEXT PRIMARY KEY,
+    cycle_rowid INTEGER NOT NULL,
+    cycle_id TEXT,
+    cycle_ts_ms INTEGER,
+    alert_id INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Every migration, in order. `MIGRATIONS[i].version == i + 1`.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -267,6 +281,11 @@ pub const MIGRATIONS: &[Migration] = &[
         6,
         "service_certificates: the newest leaf certificate expiry of each https service",
         SERVICE_CERTIFICATES,
+    ),
+    Migration::sql_only(
+        7,
+        "fleet_progress: how far the cycles were shipped to the fleet database",
+        FLEET_PROGRESS,
     ),
 ];
 

@@ -10,6 +10,7 @@
 
 mod durable;
 mod error;
+pub mod journal;
 mod read;
 mod retention;
 mod rows;
@@ -17,6 +18,9 @@ mod write;
 
 pub use durable::{DurableWriter, PendingOp, WriteReport};
 pub use error::{ErrorKind, StoreError};
+pub use journal::{
+    JournalAlert, JournalBatch, JournalCheck, JournalCursor, JournalCycle, JournalSource,
+};
 pub use read::{ReadStore, Snapshot};
 pub use retention::{DAY_MS, Retention};
 pub use rows::{

@@ -25,6 +25,25 @@ pub fn retention(config: &AgentConfig) -> Retention {
     }
 }
 
+/// The fleet shipper of an agent with `FLEET_DATABASE_URL`: what it ships as whom, and the
+/// local journal it reads (the agent's own SQLite file).
+pub fn fleet_shipper(
+    config: &AgentConfig,
+) -> Option<(
+    hb_store_postgres::ShipperSettings,
+    Box<dyn hb_store::JournalSource>,
+)> {
+    let fleet = config.fleet.as_ref()?;
+    let host = hb_store_postgres::HostInfo {
+        name: fleet.host_name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        interval_seconds: config.loop_interval.as_secs_f64(),
+    };
+    let settings = hb_store_postgres::ShipperSettings::new(fleet.url.expose().to_owned(), host);
+    let journal = hb_store_sqlite::journal::Journal::new(&config.db_path);
+    Some((settings, Box::new(journal)))
+}
+
 /// The dashboard's store: the same file, read-only.
 pub fn dashboard_store(config: &DashboardConfig) -> Arc<dyn ReadStore> {
     Arc::new(SqliteStore::new(config.db_path.clone()).reader())

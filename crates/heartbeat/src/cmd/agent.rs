@@ -38,7 +38,24 @@ pub fn run(args: Args, env: EnvSource) -> anyhow::Result<ExitCode> {
         });
         let options = RunOptions { once: args.once };
         let store = crate::stores::agent_store(&config);
-        hb_agent::run(config, store, options, observer, shutdown).await?;
+        // A single cycle is not shipped: the next long-running start ships it.
+        let shipping = shutdown.child_token();
+        let shipper = crate::stores::fleet_shipper(&config)
+            .filter(|_| !args.once)
+            .map(|(settings, journal)| {
+                tracing::info!(
+                    host = %settings.host.name,
+                    url = %hb_store_postgres::redact(&settings.url),
+                    "shipping cycles to the fleet database"
+                );
+                hb_store_postgres::spawn(settings, journal, shipping.clone())
+            });
+        let result = hb_agent::run(config, store, options, observer, shutdown).await;
+        shipping.cancel();
+        if let Some(s) = shipper {
+            s.join().await;
+        }
+        result?;
         Ok(ExitCode::SUCCESS)
     })
 }

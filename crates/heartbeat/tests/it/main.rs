@@ -8,6 +8,7 @@ mod config;
 mod dashboard;
 mod demo;
 mod dispatch;
+mod fleet;
 mod full_disk;
 mod healthcheck;
 mod limits;

@@ -1,0 +1,545 @@
+//! Fleet shipping (issue 12) against a real PostgreSQL: Debian's `postgresql` package, a
+//! throw-away cluster made with `initdb` in a temporary folder and started with `pg_ctl` on
+//! 127.0.0.1 and a private socket directory (never the system cluster), stopped at the end.
+//! Real agents ship to it; every cycle must be there exactly once, in order, also through
+//! PostgreSQL stopped, PostgreSQL and the agent killed with SIGKILL, a wrong password and a
+//! database that is not ours.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::agent::{agent_cmd, db_in};
+use crate::common::{LoggedAgent, Server, heartbeat, open_db, wait_for};
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const PASSWORD: &str = "fleet-pa55word";
+
+/// A private PostgreSQL cluster, removed with the value.
+struct Pg {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Pg {
+    /// `None` (or a failure under `CI=true`) when the PostgreSQL 15 binaries are not installed.
+    fn start() -> Option<Pg> {
+        if !hb_testkit::require(
+            Path::new(PG_BIN).join("initdb").exists(),
+            "PostgreSQL 15 is not installed (apt-get install postgresql)",
+        ) {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let pg = Pg { dir, port };
+        if is_root() {
+            // initdb refuses to run as root: the cluster belongs to the postgres user.
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(pg.dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        pg.as_owner(
+            "initdb",
+            &[
+                "-D",
+                &pg.data().display().to_string(),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ],
+        );
+        pg.start_again();
+        pg.psql(
+            "postgres",
+            &format!("CREATE ROLE hb LOGIN PASSWORD '{PASSWORD}'"),
+        );
+        pg.psql("postgres", "CREATE DATABASE fleet OWNER hb");
+        Some(pg)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn as_owner(&self, tool: &str, args: &[&str]) -> String {
+        let bin = Path::new(PG_BIN).join(tool);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(bin);
+            c
+        } else {
+            Command::new(bin)
+        };
+        let out = cmd.args(args).output().expect("run a PostgreSQL tool");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn start_again(&self) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.as_owner(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data().display().to_string(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    fn stop(&self) {
+        self.as_owner(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data().display().to_string(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    /// SIGKILL to the postmaster and every backend: no shutdown code runs.
+    fn kill9(&self) {
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid")).expect("pid");
+        let pid = pid_file.lines().next().expect("pid line").trim().to_owned();
+        let _ = Command::new("pkill").args(["-9", "-P", &pid]).status();
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::fs::remove_file(self.data().join("postmaster.pid"));
+    }
+
+    /// `psql` as the superuser over the private socket; the rows, `|`-separated.
+    fn psql(&self, db: &str, sql: &str) -> String {
+        self.try_psql(db, sql)
+            .unwrap_or_else(|e| panic!("psql {sql}: {e}"))
+    }
+
+    /// [`Pg::psql`], or its error (a table the agent has not created yet, the server down).
+    fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let out = Command::new(Path::new(PG_BIN).join("psql"))
+            .args(["-h", &self.dir.path().display().to_string()])
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn url(&self, password: &str) -> String {
+        format!("postgres://hb:{password}@127.0.0.1:{}/fleet", self.port)
+    }
+
+    /// The ids of `host`'s cycles in the fleet database, by journal position.
+    /// Empty while the agent has not created the tables yet or the server is down.
+    fn cycle_ids(&self, host: &str) -> Vec<String> {
+        let rows = self
+            .try_psql(
+                "fleet",
+                &format!("SELECT id FROM monitoring_cycles WHERE host = '{host}' ORDER BY seq"),
+            )
+            .unwrap_or_default();
+        rows.lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if self.data().join("postmaster.pid").exists() {
+            let _ = Command::new(if is_root() { "runuser" } else { "true" })
+                .args(["-u", "postgres", "--"])
+                .arg(Path::new(PG_BIN).join("pg_ctl"))
+                .args([
+                    "-D",
+                    &self.data().display().to_string(),
+                    "-m",
+                    "immediate",
+                    "stop",
+                ])
+                .output();
+            if !is_root() {
+                let _ = Command::new(Path::new(PG_BIN).join("pg_ctl"))
+                    .args([
+                        "-D",
+                        &self.data().display().to_string(),
+                        "-m",
+                        "immediate",
+                        "stop",
+                    ])
+                    .output();
+            }
+        }
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Local cycle ids, in write order.
+fn local_ids(db: &Path) -> Vec<String> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    let conn = open_db(db);
+    let mut stmt = conn
+        .prepare("SELECT id FROM monitoring_cycles ORDER BY rowid")
+        .expect("prepare");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+/// An agent of `host` shipping to `url`, checking two services of `target`.
+fn fleet_agent(db: &Path, host: &str, url: &str, target: &Server) -> Command {
+    let mut cmd = agent_cmd(
+        db,
+        "0.5",
+        &[("web", target.url("/web")), ("api", target.url("/api"))],
+    );
+    cmd.env("FLEET_DATABASE_URL", url)
+        .env("HOST_NAME", host)
+        .env("PING_URL", target.url("/ping"));
+    cmd
+}
+
+/// Waits until the fleet database holds exactly the local journal of `host` (while the agent
+/// keeps writing, that moment comes between two cycles).
+async fn wait_caught_up(pg: &Pg, host: &str, db: &Path, at_least: usize, within: Duration) {
+    wait_for(&format!("{host} caught up"), within, || {
+        let local = local_ids(db);
+        local.len() >= at_least && pg.cycle_ids(host) == local
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_agents_ship_every_cycle_once_in_order() {
+    let Some(pg) = Pg::start() else { return };
+    let target = Server::start(200).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let hosts = ["web-1", "db.internal", "home_server"];
+    // Started together on an empty database: the migration must not race.
+    let agents: Vec<LoggedAgent> = hosts
+        .iter()
+        .zip(&dirs)
+        .map(|(host, dir)| {
+            LoggedAgent::spawn(fleet_agent(&db_in(dir), host, &pg.url(PASSWORD), &target))
+        })
+        .collect();
+    for (host, dir) in hosts.iter().zip(&dirs) {
+        wait_caught_up(&pg, host, &db_in(dir), 6, Duration::from_secs(60)).await;
+    }
+    let mut logs = Vec::new();
+    for a in agents {
+        let (status, log) = a.stop();
+        assert!(status.success(), "{log}");
+        assert!(!log.contains(PASSWORD), "the password was logged: {log}");
+        logs.push(log);
+    }
+    // Shipped up to the last moment it was caught up; the cycles after it go at the next start.
+    for (host, dir) in hosts.iter().zip(&dirs) {
+        let local = local_ids(&db_in(dir));
+        let shipped = pg.cycle_ids(host);
+        assert!(
+            shipped.len() >= 6 && local.starts_with(&shipped),
+            "{host}: {} shipped, a prefix of the {} local",
+            shipped.len(),
+            local.len()
+        );
+    }
+    assert_eq!(
+        pg.psql("fleet", "SELECT count(*) FROM heartbeat_migrations"),
+        "1"
+    );
+    assert_eq!(
+        pg.psql(
+            "fleet",
+            "SELECT string_agg(name, ',' ORDER BY name) FROM hosts"
+        ),
+        "db.internal,home_server,web-1"
+    );
+    let interval = pg.psql("fleet", "SELECT DISTINCT interval_seconds FROM hosts");
+    assert_eq!(interval, "0.5");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_stopped_for_30_s_then_the_backlog_ships_once() {
+    let Some(pg) = Pg::start() else { return };
+    let target = Server::start(200).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = db_in(&dir);
+    let agent = LoggedAgent::spawn(fleet_agent(&db, "h1", &pg.url(PASSWORD), &target));
+    wait_caught_up(&pg, "h1", &db, 3, Duration::from_secs(30)).await;
+    pg.stop();
+    let before = local_ids(&db).len();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let during = local_ids(&db).len();
+    assert!(
+        during >= before + 50,
+        "cycles go on locally: {before} -> {during}"
+    );
+    pg.start_again();
+    wait_caught_up(&pg, "h1", &db, during, Duration::from_secs(60)).await;
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let stopped = log.matches("fleet shipping stopped").count();
+    assert_eq!(stopped, 1, "one warning when shipping stops: {log}");
+    assert!(log.contains("fleet shipping caught up"), "{log}");
+    let shipped = pg.cycle_ids("h1");
+    assert!(local_ids(&db).starts_with(&shipped));
+    assert_shipped_exactly_once_prefix(&pg, "h1", &db);
+}
+
+/// [`assert_shipped_exactly_once`] for a journal that may have grown after the last shipment.
+fn assert_shipped_exactly_once_prefix(pg: &Pg, host: &str, db: &Path) {
+    let shipped = pg.cycle_ids(host);
+    let local = local_ids(db);
+    assert!(local.starts_with(&shipped), "{host}: shipped in order");
+    let dup_checks = pg.psql(
+        "fleet",
+        &format!(
+            "SELECT count(*) FROM (SELECT cycle_id, service_name FROM service_checks \
+             WHERE host = '{host}' GROUP BY 1, 2 HAVING count(*) > 1) d"
+        ),
+    );
+    assert_eq!(dup_checks, "0", "{host}: a service row shipped twice");
+    let per_cycle = pg.psql(
+        "fleet",
+        &format!(
+            "SELECT count(*) FROM monitoring_cycles c WHERE host = '{host}' AND \
+             (SELECT count(*) FROM service_checks s WHERE s.cycle_id = c.id) != 2"
+        ),
+    );
+    assert_eq!(
+        per_cycle, "0",
+        "{host}: every cycle has its two service rows"
+    );
+}
+
+/// A local journal with a backlog: `heartbeat gen-db` writes `days` of cycles at 10 s.
+fn backlog_db(db: &Path, days: &str) {
+    std::fs::create_dir_all(db.parent().expect("parent")).expect("mkdir");
+    let out = heartbeat()
+        .args(["gen-db", "--path"])
+        .arg(db)
+        .args(["--days", days, "--services", "2", "--interval", "10"])
+        .output()
+        .expect("gen-db");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_of_postgres_or_of_the_agent_mid_backlog_loses_and_duplicates_nothing() {
+    let Some(pg) = Pg::start() else { return };
+    let target = Server::start(200).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = db_in(&dir);
+    // About 26,000 cycles: many batches.
+    backlog_db(&db, "3");
+    let total = local_ids(&db).len();
+
+    let agent = LoggedAgent::spawn(fleet_agent(&db, "h1", &pg.url(PASSWORD), &target));
+    let partly = |pg: &Pg, over: usize| {
+        let n: usize = pg
+            .try_psql("fleet", "SELECT count(*) FROM monitoring_cycles")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        n > over
+    };
+    wait_for("the backlog started", Duration::from_secs(60), || {
+        partly(&pg, 1_000)
+    })
+    .await;
+    pg.kill9();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pg.start_again();
+    wait_for("shipping goes on", Duration::from_secs(60), || {
+        partly(&pg, 8_000)
+    })
+    .await;
+    // Now the agent, in the middle of its backlog.
+    agent.kill9();
+    let shipped_at_kill = pg.cycle_ids("h1").len();
+    assert!(
+        shipped_at_kill < total,
+        "killed before the end ({shipped_at_kill} of {total})"
+    );
+    let agent = LoggedAgent::spawn(fleet_agent(&db, "h1", &pg.url(PASSWORD), &target));
+    wait_caught_up(&pg, "h1", &db, total, Duration::from_secs(120)).await;
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_shipped_exactly_once_prefix(&pg, "h1", &db);
+    let dup_cycles = pg.psql(
+        "fleet",
+        "SELECT count(*) - count(DISTINCT id) FROM monitoring_cycles",
+    );
+    assert_eq!(dup_cycles, "0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_is_named_redacted_and_retried_while_monitoring_goes_on() {
+    let Some(pg) = Pg::start() else { return };
+    let target = Server::start(200).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = db_in(&dir);
+    let wrong = "not-the-pa55word";
+    let agent = LoggedAgent::spawn(fleet_agent(&db, "h1", &pg.url(wrong), &target));
+    wait_for("the warning", Duration::from_secs(30), || {
+        agent.log().contains("fleet shipping stopped")
+    })
+    .await;
+    let log = agent.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("fleet shipping stopped"))
+        .expect("line");
+    assert!(line.contains("FLEET_DATABASE_URL"), "{line}");
+    assert!(line.contains("postgres://hb:***@127.0.0.1"), "{line}");
+    assert!(line.contains("password authentication failed"), "{line}");
+    assert!(!log.contains(wrong), "the password was logged: {log}");
+    // Monitoring goes on.
+    wait_for("cycles go on", Duration::from_secs(30), || {
+        local_ids(&db).len() >= 4
+    })
+    .await;
+    // The operator fixes the password on the server: the next retry ships the backlog.
+    pg.psql("postgres", &format!("ALTER ROLE hb PASSWORD '{wrong}'"));
+    let local = local_ids(&db).len();
+    wait_caught_up(&pg, "h1", &db, local, Duration::from_secs(90)).await;
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(log.matches("fleet shipping stopped").count(), 1, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_that_is_not_ours_gets_nothing_written() {
+    let Some(pg) = Pg::start() else { return };
+    pg.psql(
+        "fleet",
+        "CREATE TABLE customers (id integer PRIMARY KEY, name text)",
+    );
+    pg.psql("fleet", "ALTER TABLE customers OWNER TO hb");
+    let target = Server::start(200).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = db_in(&dir);
+    let agent = LoggedAgent::spawn(fleet_agent(&db, "h1", &pg.url(PASSWORD), &target));
+    wait_for("the warning", Duration::from_secs(30), || {
+        agent.log().contains("fleet shipping stopped")
+    })
+    .await;
+    wait_for("cycles go on", Duration::from_secs(30), || {
+        local_ids(&db).len() >= 3
+    })
+    .await;
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("not Heartbeat Monitor's"), "{log}");
+    assert!(log.contains("customers"), "{log}");
+    let tables = pg.psql(
+        "fleet",
+        "SELECT string_agg(table_name, ',') FROM information_schema.tables WHERE table_schema = 'public'",
+    );
+    assert_eq!(tables, "customers", "nothing of ours was created");
+}
+
+#[test]
+fn bad_fleet_settings_stop_start_up_naming_the_variable() {
+    let table = [
+        (
+            "FLEET_DATABASE_URL",
+            "mysql://hb:s3cret@db/fleet",
+            "FLEET_DATABASE_URL",
+        ),
+        (
+            "FLEET_DATABASE_URL",
+            "postgres://hb:s3cret@/fleet",
+            "FLEET_DATABASE_URL",
+        ),
+        ("HOST_NAME", "my host", "HOST_NAME"),
+        ("HOST_NAME", &"x".repeat(65), "HOST_NAME"),
+    ];
+    for (var, value, named) in table {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cmd = agent_cmd(
+            &db_in(&dir),
+            "1",
+            &[("web", "http://127.0.0.1:9/".to_owned())],
+        );
+        cmd.env(var, value);
+        if var == "HOST_NAME" {
+            cmd.env(
+                "FLEET_DATABASE_URL",
+                "postgres://hb:s3cret@127.0.0.1:9/fleet",
+            );
+        }
+        let out = cmd.output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
+        assert!(stderr.contains(named), "{stderr}");
+        assert!(!stderr.contains("s3cret"), "the password leaked: {stderr}");
+    }
+    // heartbeat config shows the URL redacted.
+    let out = heartbeat()
+        .args(["config", "--role", "agent"])
+        .env("SERVICE_URL_web", "http://127.0.0.1:9/")
+        .env(
+            "FLEET_DATABASE_URL",
+            "postgres://hb:s3cret@db.example:5432/fleet",
+        )
+        .env("HOST_NAME", "web-1")
+        .output()
+        .expect("config");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("postgres://hb:***@db.example:5432/fleet"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("web-1"), "{stdout}");
+    assert!(!stdout.contains("s3cret"));
+}
