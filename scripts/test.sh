@@ -3,7 +3,7 @@
 # tests need, starts a private Docker engine, and runs every check:
 #   1. cargo fmt --check, cargo machete (unused dependencies) and cargo clippy -D warnings
 #   2. cargo test (unit, integration and end-to-end tests of the binary; real servers on
-#      127.0.0.1, real SQLite files, the real Docker engine)
+#      127.0.0.1, real SQLite files, the real Docker engine, a throw-away PostgreSQL 15 cluster)
 #   3. the dashboard page and the mock's controller page in headless Chromium
 #   4. the runtime image and the dev compose stack on the real engine, and the systemd units
 # Safe to re-run: installed packages and a running engine are reused.
@@ -34,6 +34,8 @@ command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
+# The fleet tests make a throw-away cluster with initdb/pg_ctl; the system cluster is not used.
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
 if [ $quick = 0 ]; then
     [ -x /usr/bin/chromium ] || need_apt+=(chromium)
     command -v docker-compose >/dev/null || need_apt+=(docker-compose)
