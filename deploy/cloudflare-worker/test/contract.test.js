@@ -59,25 +59,25 @@ for (const kind of ["rust", "worker"]) {
   const skip = missing(kind);
   describe(`the ${kind} receiver`, { skip }, () => {
     let sink;
-    const started = [];
-    const start = async (opts) => {
-      const t = await startTarget(kind, { webhookUrl: sink.url(`/webhook/${HOOK_TOKEN}`), ...opts });
-      started.push(t);
-      return t;
+    // One receiver per test, stopped when it ends (a receiver left running would keep
+    // alerting into the shared sink).
+    const start = async (t, opts) => {
+      const target = await startTarget(kind, { webhookUrl: sink.url(`/webhook/${HOOK_TOKEN}`), ...opts });
+      t.after(() => target.stop());
+      return target;
     };
     before(async () => {
       sink = await startSink();
     });
     after(async () => {
-      for (const t of started) await t.stop();
       await sink?.close();
     });
 
-    test("every answer of the heartbeat table", async () => {
+    test("every answer of the heartbeat table", async (t) => {
       sink.posted.length = 0;
       // `db` is never seen: one alarm once its (short) grace is over, and its first heartbeat
       // is then a recovery; `web` keeps a long grace so it raises nothing meanwhile.
-      const r = await start({
+      const r = await start(t, {
         agents: [["web", KEY_WEB], ["db", KEY_DB]],
         graces: { web: "long", db: "short" },
       });
@@ -177,9 +177,9 @@ for (const kind of ["rust", "worker"]) {
       assertNoSecret("the log", r.log());
     });
 
-    test("silence raises one alert, the return one more, each delivered with the retry policy", async () => {
+    test("silence raises one alert, the return one more, each delivered with the retry policy", async (t) => {
       sink.posted.length = 0;
-      const r = await start({ agents: [["web", KEY_WEB]] });
+      const r = await start(t, { agents: [["web", KEY_WEB]] });
       expectAnswer(await beat(r, KEY_WEB, { api: "healthy", db: "down" }), 200, "recorded", "first");
       assert.equal((await agent(r, "web")).state, "up");
       // The webhook fails twice, then takes it: the third attempt delivers.
@@ -229,9 +229,9 @@ for (const kind of ["rust", "worker"]) {
       ]);
     });
 
-    test("a webhook that fails every attempt: three attempts, recorded as failed", async () => {
+    test("a webhook that fails every attempt: three attempts, recorded as failed", async (t) => {
       sink.posted.length = 0;
-      const r = await start({ agents: [["web", KEY_WEB]] });
+      const r = await start(t, { agents: [["web", KEY_WEB]] });
       expectAnswer(await beat(r, KEY_WEB), 200, "recorded", "first");
       sink.answerWith(500, 500, 500);
       await r.letGracePass("web");
@@ -246,9 +246,9 @@ for (const kind of ["rust", "worker"]) {
       assert.equal(web.alerts[0].delivered_at, null);
     });
 
-    test("a restart keeps the state: an alarm is not raised twice, a return is still a recovery", async () => {
+    test("a restart keeps the state: an alarm is not raised twice, a return is still a recovery", async (t) => {
       sink.posted.length = 0;
-      const r = await start({ agents: [["web", KEY_WEB]] });
+      const r = await start(t, { agents: [["web", KEY_WEB]] });
       expectAnswer(await beat(r, KEY_WEB, { api: "down" }), 200, "recorded", "first");
       const seen = (await agent(r, "web")).last_seen_ms;
       assert.ok(Number.isInteger(seen));
