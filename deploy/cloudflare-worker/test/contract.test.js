@@ -123,6 +123,19 @@ for (const kind of ["rust", "worker"]) {
       assert.equal(web.heartbeats, 2, JSON.stringify(web));
       assert.equal(web.state, "up");
       assert.deepEqual(web.services, { api: "healthy" });
+      assert.deepEqual(Object.keys(web).sort(), [
+        "alerts",
+        "grace_seconds",
+        "heartbeats",
+        "last_seen",
+        "last_seen_ms",
+        "name",
+        "seconds_since_heartbeat",
+        "services",
+        "silent_for_seconds",
+        "state",
+      ]);
+      assert.match(web.last_seen, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}-05:00$/);
 
       // 500: the state refuses to store the heartbeat.
       r.sql(REFUSE_HEARTBEAT);
