@@ -142,9 +142,9 @@ export function backAlert(ctx, outageMs) {
   };
 }
 
-/** The note an alert sent late (after an interrupted delivery) carries, as the agent's. */
+/** The note an alert sent late (its first delivery was cut off) carries, in the agent's form. */
 export function lateMessage(message) {
-  return `${message}\n\n**Delivered late:** the agent restarted before this alert could be sent.`;
+  return `${message}\n\n**Delivered late:** the receiver was interrupted before this alert could be sent.`;
 }
 
 function pad(n, width = 2) {

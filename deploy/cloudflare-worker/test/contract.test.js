@@ -268,6 +268,8 @@ for (const kind of ["rust", "worker"]) {
       await r.letGracePass("web");
       await waitFor("the alarm", 10_000, () => sink.titles("Agent silent: web").length === 1);
       assert.match(sink.posted[0].body.message, /\*\*Last services:\*\* api down/);
+      // Its delivery stored before the restart (an undelivered one would rightly be sent again).
+      await waitFor("the delivery stored", 10_000, async () => (await agent(r, "web")).alerts[0]?.delivery_state === "delivered");
 
       await r.restart();
       let web = await agent(r, "web");
@@ -281,6 +283,7 @@ for (const kind of ["rust", "worker"]) {
       assert.equal(sink.titles("Agent silent").length, 1, JSON.stringify(sink.posted));
       expectAnswer(await beat(r, KEY_WEB), 200, "recovered", "back after the restart");
       await waitFor("the back alert", 10_000, () => sink.titles("Agent back: web").length === 1);
+      await waitFor("its delivery stored", 10_000, async () => (await agent(r, "web")).alerts.every((x) => x.delivery_state === "delivered"));
 
       // Up before the next restart: judged from its stored heartbeat, one new alarm.
       await r.restart();

@@ -10,7 +10,7 @@ import { unstable_readConfig } from "wrangler";
 
 import { loadConfig } from "../src/config.js";
 import { formatDuration, iso, parseServices, timeText } from "../src/decide.js";
-import { request } from "./support/http.js";
+import { request, waitFor } from "./support/http.js";
 import { startSink } from "./support/sink.js";
 import { WORKER_DIR, missing, startTarget } from "./support/targets.js";
 
@@ -190,6 +190,34 @@ describe("the Worker in Miniflare", { skip }, () => {
     assert.match(after.alerts[0].message, /\*\*Silent for:\*\* 1m 0s \(grace 1m 0s\)/);
     assert.equal(await r.tick(seen + 600_000), "ok");
     assert.equal((await request(r.base, "/api/agents")).json.agents[0].alerts.length, 1, "one alarm per silence");
+  });
+
+  test("an alert whose delivery was cut off is sent late a minute on; after an hour, never", async (t) => {
+    const sink = await startSink();
+    t.after(() => sink.close());
+    const r = await startTarget("worker", { agents: [["web", KEY]], webhookUrl: sink.url("/hook") });
+    t.after(() => r.stop());
+    const a = await request(r.base, "/api/heartbeat", { method: "POST", auth: `Bearer ${KEY}`, body: '{"services":{}}' });
+    assert.equal(a.status, 200, a.raw);
+    const seen = (await request(r.base, "/api/agents")).json.agents[0].last_seen_ms;
+    const raisedAt = seen + 61_000;
+    assert.equal(await r.tick(raisedAt), "ok");
+    const delivered = async () => (await request(r.base, "/api/agents")).json.agents[0].alerts[0]?.delivery_state;
+    await waitFor("the first delivery", 10_000, async () => (await delivered()) === "delivered");
+    assert.equal(sink.posted.length, 1);
+    // As if the runtime had ended the delivery before its outcome was stored.
+    r.sql("UPDATE alerts SET delivery_state = 'pending', attempts = 0, delivered_at = NULL");
+    assert.equal(await r.tick(raisedAt + 30_000), "ok");
+    assert.equal(sink.posted.length, 1, "not while a delivery may still be running");
+    assert.equal(await r.tick(raisedAt + 61_000), "ok");
+    await waitFor("the late delivery", 10_000, async () => (await delivered()) === "delivered");
+    assert.equal(sink.posted.length, 2);
+    assert.equal(sink.posted[1].body.title, "🔴 Agent silent: web");
+    assert.match(sink.posted[1].body.message, /\n\n\*\*Delivered late:\*\* /);
+    r.sql("UPDATE alerts SET delivery_state = 'pending', attempts = 0, delivered_at = NULL");
+    assert.equal(await r.tick(raisedAt + 3_600_001), "ok");
+    assert.equal(await delivered(), "given_up");
+    assert.equal(sink.posted.length, 2, "too old to send");
   });
 
   test("other paths and methods of the read side", async (t) => {
