@@ -168,11 +168,9 @@ export class ReceiverState extends DurableObject {
     try {
       const row = this.sql.exec(SELECT_WATCHED, agent).toArray()[0];
       previous = row === undefined ? { lastSeenMs: null, alarmed: false } : decodeWatched(row.last_seen_ms, row.alarmed);
+      if (previous === null) console.warn(`agent ${agent}: its stored state is unreadable (answering blind)`);
     } catch (e) {
       console.warn(`agent ${agent}: cannot read its previous state (answering blind): ${e.message}`);
-    }
-    if (previous === null) {
-      console.warn(`agent ${agent}: its stored state is unreadable (answering blind)`);
     }
     const arrived = arrival(previous);
     const json = JSON.stringify(Object.fromEntries(services));

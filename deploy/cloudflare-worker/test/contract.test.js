@@ -105,6 +105,22 @@ for (const kind of ["rust", "worker"]) {
       // Refused on its Content-Length, before any body is sent.
       const big = await oversized(r.base, KEY_WEB, 64 * 1024 + 1);
       assert.equal(big.status, 413, big.raw);
+      // Streamed without a Content-Length, the limit still holds (after the key is checked).
+      const streamed = (auth) =>
+        request(r.base, "/api/heartbeat", {
+          method: "POST",
+          auth,
+          duplex: "half",
+          body: new ReadableStream({
+            start(c) {
+              c.enqueue(new TextEncoder().encode(`{"services": {}, "pad": "${"x".repeat(64 * 1024)}"}`));
+              c.close();
+            },
+          }),
+        });
+      const chunked = await streamed(`Bearer ${KEY_WEB}`);
+      assert.equal(chunked.status, 413, chunked.raw);
+      expectAnswer(await streamed("Bearer rk_web_5ecret_key_0003"), 401, "unauthorized", "streamed, wrong key");
       // Exactly 64 KiB is still accepted (padding inside a valid body).
       const padded = JSON.stringify({ services: { api: { status: "healthy", pad: "" } } });
       const exact = JSON.stringify({

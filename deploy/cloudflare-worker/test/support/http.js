@@ -4,13 +4,14 @@
 
 import net from "node:net";
 
-export async function request(base, path, { method = "GET", auth, body, headers = {} } = {}) {
+export async function request(base, path, { method = "GET", auth, body, headers = {}, duplex } = {}) {
   const h = { ...headers };
   if (auth !== undefined) h.authorization = auth;
   const response = await fetch(`${base}${path}`, {
     method,
     headers: h,
     body,
+    duplex,
     signal: AbortSignal.timeout(10_000),
   });
   const raw = await response.text();
