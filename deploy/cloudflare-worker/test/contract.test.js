@@ -196,6 +196,12 @@ for (const kind of ["rust", "worker"]) {
         assert.deepEqual(Object.keys(p.body).sort(), ["message", "title"]);
       }
 
+      // The scheme in any case, the key with surrounding blanks.
+      expectAnswer(await post(`bearer ${KEY_WEB}`, GOOD), 200, "recorded", "lowercase scheme");
+      expectAnswer(await post(`BEARER   ${KEY_DB}  `, GOOD), 200, "recorded", "blanks around the key");
+      expectAnswer(await post(`Bearer ${KEY_WEB}x`, GOOD), 401, "unauthorized", "a longer key");
+      expectAnswer(await post(`Bearer ${KEY_WEB.slice(0, -1)}`, GOOD), 401, "unauthorized", "a shorter key");
+
       for (const [what, ans] of answers) assertNoSecret(what, ans.raw);
       for (const p of ["/api/agents", "/metrics", "/health", "/"]) {
         const page = await request(r.base, p);
