@@ -4,8 +4,10 @@
 #   1. cargo fmt --check, cargo machete (unused dependencies) and cargo clippy -D warnings
 #   2. cargo test (unit, integration and end-to-end tests of the binary; real servers on
 #      127.0.0.1, real SQLite files, the real Docker engine, a throw-away PostgreSQL 15 cluster)
-#   3. the dashboard page and the mock's controller page in headless Chromium
-#   4. the runtime image and the dev compose stack on the real engine, and the systemd units
+#   3. the Cloudflare Worker receiver's suite (the receiver contract against both the Rust
+#      binary and the Worker in Miniflare, and a real agent against the Worker)
+#   4. the dashboard page and the mock's controller page in headless Chromium
+#   5. the runtime image and the dev compose stack on the real engine, and the systemd units
 # Safe to re-run: installed packages and a running engine are reused.
 #
 #   scripts/test.sh                 everything
@@ -74,6 +76,9 @@ log "cargo test"
 env -u DOCKER_HOST CI=true cargo test --workspace --locked "${args[@]}"
 if [ $quick = 1 ]; then log "quick checks passed"; exit 0; fi
 
+log "the Cloudflare Worker receiver (contract suite against both receivers, in Miniflare)"
+# cargo test built target/debug/heartbeat, which the suite runs.
+CI=true deploy/cloudflare-worker/test.sh
 log "the pages in headless Chromium"
 scripts/web-e2e.sh
 log "systemd units"
