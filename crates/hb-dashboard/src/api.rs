@@ -121,21 +121,44 @@ pub(crate) async fn index() -> impl IntoResponse {
 pub(crate) async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let now_ms = state.now().as_millisecond();
     let db = read(&state, |q| {
-        Ok((q.latest_cycle()?.and_then(|c| c.ts_ms), q.backfill()?))
+        Ok((
+            q.latest_cycle()?.and_then(|c| c.ts_ms),
+            q.backfill()?,
+            q.fleet_progress()?,
+        ))
     })
     .await;
-    let (database, age, backfill) = match db {
-        Ok((Some(ts), backfill)) => ("ok", Some((now_ms - ts) as f64 / 1000.0), backfill),
-        Ok((None, backfill)) => ("empty", None, backfill),
-        Err(ApiError::Unavailable(_)) => ("unavailable", None, None),
-        Err(_) => ("error", None, None),
+    let (database, age, backfill, fleet) = match db {
+        Ok((Some(ts), backfill, fleet)) => {
+            ("ok", Some((now_ms - ts) as f64 / 1000.0), backfill, fleet)
+        }
+        Ok((None, backfill, fleet)) => ("empty", None, backfill, fleet),
+        Err(ApiError::Unavailable(_)) => ("unavailable", None, None, Vec::new()),
+        Err(_) => ("error", None, None, Vec::new()),
     };
-    Json(json!({
+    let mut body = json!({
         "status": "ok",
         "database": database,
         "last_cycle_age_seconds": age,
         "backfill": backfill,
-    }))
+    });
+    // Only for an agent that ships to the fleet database: a single host answers as before.
+    if !fleet.is_empty()
+        && let Some(object) = body.as_object_mut()
+    {
+        let shipping: Vec<_> = fleet
+            .iter()
+            .map(|f| {
+                json!({
+                    "host": f.host,
+                    "lag_seconds": f.lag_seconds(),
+                    "last_shipped_age_seconds": (now_ms - f.updated_ms) as f64 / 1000.0,
+                })
+            })
+            .collect();
+        object.insert("fleet".into(), json!(shipping));
+    }
+    Json(body)
 }
 
 const ALERTS_DEFAULT: u32 = 50;

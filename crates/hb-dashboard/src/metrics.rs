@@ -34,10 +34,10 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Result<Response, A
     let data = read(&state, move |q| {
         let latest = q.latest_cycle()?;
         let window = q.window(start_s, end_s - start_s, 1)?;
-        Ok((latest, window))
+        Ok((latest, window, q.fleet_progress()?))
     })
     .await?;
-    let (latest, window) = data;
+    let (latest, window, fleet) = data;
     let mut out = String::new();
     family(
         &mut out,
@@ -158,11 +158,32 @@ pub(crate) async fn handler(State(state): State<AppState>) -> Result<Response, A
             );
         }
     }
+    // Only for an agent that ships to the fleet database.
+    if !fleet.is_empty() {
+        fleet_family(&mut out, &fleet);
+    }
     // Only with an https answer, so a configuration without one exports what it did before.
     if latest.checks.iter().any(|c| c.cert_expires_ms.is_some()) {
         cert_family(&mut out, &latest.checks);
     }
     Ok(text(out))
+}
+
+fn fleet_family(out: &mut String, fleet: &[hb_store::FleetProgress]) {
+    family(
+        out,
+        "heartbeat_fleet_lag_seconds",
+        "How far the fleet database is behind this agent's newest cycle, seconds.",
+    );
+    for f in fleet {
+        if let Some(lag) = f.lag_seconds() {
+            let _ = writeln!(
+                out,
+                "heartbeat_fleet_lag_seconds{{host=\"{}\"}} {lag}",
+                escape(&f.host)
+            );
+        }
+    }
 }
 
 fn cert_family(out: &mut String, checks: &[hb_store::CheckRow]) {

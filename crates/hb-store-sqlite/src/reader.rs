@@ -102,6 +102,8 @@ pub(crate) struct SchemaInfo {
     pub has_incidents: bool,
     /// `service_certificates` exists (migration 6).
     pub has_certificates: bool,
+    /// `fleet_progress` exists (migration 7).
+    pub has_fleet_progress: bool,
     /// `Some(ms)` when rollups exist and cover every cycle from `ms` on.
     pub rollups_from_ms: Option<i64>,
 }
@@ -374,6 +376,7 @@ fn probe_schema(conn: &Connection) -> Result<SchemaInfo, ReadError> {
     Ok(SchemaInfo {
         has_ts_ms,
         has_certificates: has("service_certificates"),
+        has_fleet_progress: has("fleet_progress"),
         has_alerts: has("alerts"),
         has_alert_outbox,
         has_incidents: has("incidents"),
@@ -978,6 +981,33 @@ impl Query<'_> {
     /// The instants (epoch ms) of the newest `limit` cycles, newest first: the dashboard
     /// derives the agent's cycle interval from their spacing, so it can tell stale data from
     /// fresh without knowing the agent's configuration.
+    /// `fleet_progress` (migration 7, written by the fleet shipper) with the journal's newest
+    /// cycle instant.
+    pub(crate) fn fleet_progress(&self) -> Result<Vec<hb_store::FleetProgress>, ReadError> {
+        if !self.schema.has_fleet_progress {
+            return Ok(Vec::new());
+        }
+        let newest: Option<i64> = if self.schema.has_ts_ms {
+            self.conn
+                .prepare_cached("SELECT max(ts_ms) FROM monitoring_cycles")?
+                .query_row([], |r| r.get(0))?
+        } else {
+            None
+        };
+        let mut st = self.conn.prepare_cached(
+            "SELECT host, cycle_ts_ms, updated_ms FROM fleet_progress ORDER BY host",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(hb_store::FleetProgress {
+                host: r.get(0)?,
+                shipped_cycle_ms: r.get(1)?,
+                updated_ms: r.get(2)?,
+                newest_cycle_ms: newest,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The writer's record of its backfill in `rollup_meta` (see `backfill.rs`). A database
     /// created with rollups has nothing to backfill.
     pub(crate) fn backfill(&self) -> Result<Option<BackfillProgress>, ReadError> {
@@ -1131,6 +1161,10 @@ impl Snapshot for Query<'_> {
 
     fn backfill(&self) -> Result<Option<BackfillProgress>, StoreError> {
         Ok(Query::backfill(self)?)
+    }
+
+    fn fleet_progress(&self) -> Result<Vec<hb_store::FleetProgress>, StoreError> {
+        Ok(Query::fleet_progress(self)?)
     }
 
     fn latest_cycle(&self) -> Result<Option<LatestCycle>, StoreError> {

@@ -24,7 +24,7 @@ pub use journal::{
 pub use read::{ReadStore, Snapshot};
 pub use retention::{DAY_MS, Retention};
 pub use rows::{
-    AlertRow, BackfillProgress, BucketAcc, CheckRow, IncidentRow, LatestCycle, Source, StoreInfo,
-    Window,
+    AlertRow, BackfillProgress, BucketAcc, CheckRow, FleetProgress, IncidentRow, LatestCycle,
+    Source, StoreInfo, Window,
 };
 pub use write::{Maintenance, OpenWriteStore, Outbox, WriteStore};

@@ -1,7 +1,10 @@
 //! The read interface: everything the dashboard asks, inside one consistent snapshot per
 //! request. No method here writes, and nothing that holds only a [`ReadStore`] can reach a write.
 
-use crate::{AlertRow, BackfillProgress, IncidentRow, LatestCycle, StoreError, StoreInfo, Window};
+use crate::{
+    AlertRow, BackfillProgress, FleetProgress, IncidentRow, LatestCycle, StoreError, StoreInfo,
+    Window,
+};
 
 /// The queries of one snapshot: every answer within one call of [`ReadStore::snapshot`] sees
 /// the same state of the store.
@@ -12,6 +15,12 @@ pub trait Snapshot {
     /// database the agent has not upgraded) or keeps no such record.
     fn backfill(&self) -> Result<Option<BackfillProgress>, StoreError> {
         Ok(None)
+    }
+
+    /// How far the agent's shipping to the fleet database got, per host name it shipped as;
+    /// empty when it does not ship (or the store keeps no such record).
+    fn fleet_progress(&self) -> Result<Vec<FleetProgress>, StoreError> {
+        Ok(Vec::new())
     }
 
     /// The newest cycle (by instant, whatever offsets the rows carry), `None` when there is none.

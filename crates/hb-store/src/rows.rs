@@ -6,6 +6,27 @@ use std::collections::HashMap;
 use hb_core::ServiceStatus;
 use hb_core::aggregate::{CycleAcc, ServiceAcc};
 
+/// How far shipping to the fleet database got (the agent's local record of it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FleetProgress {
+    pub host: String,
+    /// The instant of the newest cycle shipped.
+    pub shipped_cycle_ms: Option<i64>,
+    /// When the last batch was committed.
+    pub updated_ms: i64,
+    /// The instant of the newest cycle in the journal.
+    pub newest_cycle_ms: Option<i64>,
+}
+
+impl FleetProgress {
+    /// How far the fleet database is behind the journal, in seconds (0 when caught up).
+    pub fn lag_seconds(&self) -> Option<f64> {
+        let newest = self.newest_cycle_ms?;
+        let shipped = self.shipped_cycle_ms.unwrap_or(i64::MIN);
+        Some((newest.saturating_sub(shipped)).max(0) as f64 / 1000.0)
+    }
+}
+
 /// One check of the newest cycle, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckRow {
