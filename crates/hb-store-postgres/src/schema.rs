@@ -17,10 +17,11 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "hosts, and the agent's cycles, service rows and alerts by host",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "hosts, and the agent's cycles, service rows and alerts by host",
+        sql: "
 CREATE TABLE hosts (
     name TEXT PRIMARY KEY,
     first_seen_ms BIGINT NOT NULL,
@@ -84,7 +85,50 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_host_created ON alerts (host, created_ms);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "per-host rollups: minute, six-minute, hour and day blocks (UTC) of cycles and services",
+        sql: "
+CREATE TABLE rollup_cycles (
+    host TEXT NOT NULL REFERENCES hosts (name),
+    tier_s INTEGER NOT NULL,
+    start_s BIGINT NOT NULL,
+    n BIGINT NOT NULL,
+    cpu_sum DOUBLE PRECISION NOT NULL,
+    ram_sum DOUBLE PRECISION NOT NULL,
+    disk_sum DOUBLE PRECISION NOT NULL,
+    dur_n BIGINT NOT NULL,
+    dur_sum DOUBLE PRECISION NOT NULL,
+    dur_min DOUBLE PRECISION,
+    dur_max DOUBLE PRECISION,
+    ping_n BIGINT NOT NULL,
+    ping_sum DOUBLE PRECISION NOT NULL,
+    ping_min DOUBLE PRECISION,
+    ping_max DOUBLE PRECISION,
+    inet_up BIGINT NOT NULL,
+    PRIMARY KEY (host, tier_s, start_s)
+);
+CREATE TABLE rollup_services (
+    host TEXT NOT NULL REFERENCES hosts (name),
+    tier_s INTEGER NOT NULL,
+    start_s BIGINT NOT NULL,
+    service_name TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    healthy BIGINT NOT NULL,
+    error BIGINT NOT NULL,
+    timeout BIGINT NOT NULL,
+    down BIGINT NOT NULL,
+    unknown BIGINT NOT NULL,
+    lat_n BIGINT NOT NULL,
+    lat_sum DOUBLE PRECISION NOT NULL,
+    lat_min DOUBLE PRECISION,
+    lat_max DOUBLE PRECISION,
+    PRIMARY KEY (host, tier_s, start_s, service_name)
+);
+",
+    },
+];
 
 /// The version a fully migrated fleet database records.
 pub fn latest_version() -> i32 {

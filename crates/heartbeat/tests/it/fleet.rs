@@ -285,8 +285,9 @@ async fn three_agents_ship_every_cycle_once_in_order() {
     }
     assert_eq!(
         pg.psql("fleet", "SELECT count(*) FROM heartbeat_migrations"),
-        "1"
+        "2"
     );
+    assert_rollups_exact(&pg);
     assert_eq!(
         pg.psql(
             "fleet",
@@ -387,6 +388,52 @@ fn assert_shipped_exactly_once_prefix(pg: &Pg, host: &str, db: &Path) {
     );
 }
 
+/// The per-host rollups equal the aggregates of the shipped raw rows, in every tier, block and
+/// service: nothing counted twice (replays), nothing missing (kills).
+fn assert_rollups_exact(pg: &Pg) {
+    let services = pg.psql(
+        "fleet",
+        "SELECT count(*) FROM (
+           SELECT c.host, t.tier, (c.ts_ms / 1000 / t.tier) * t.tier AS start_s, s.service_name,
+                  count(*) AS n, count(*) FILTER (WHERE s.status = 'healthy') AS healthy,
+                  count(*) FILTER (WHERE s.status = 'error') AS error,
+                  count(s.latency_ms) AS lat_n, sum(s.latency_ms) AS lat_sum,
+                  min(s.latency_ms) AS lat_min, max(s.latency_ms) AS lat_max
+             FROM monitoring_cycles c JOIN service_checks s ON s.cycle_id = c.id
+                  CROSS JOIN unnest(ARRAY[60, 360, 3600, 86400]) AS t(tier)
+            WHERE c.ts_ms IS NOT NULL GROUP BY 1, 2, 3, 4) a
+         FULL JOIN rollup_services r
+           ON (r.host, r.tier_s, r.start_s, r.service_name) = (a.host, a.tier, a.start_s, a.service_name)
+         WHERE a.n IS DISTINCT FROM r.n OR a.healthy IS DISTINCT FROM r.healthy
+            OR a.error IS DISTINCT FROM r.error OR a.lat_n IS DISTINCT FROM r.lat_n
+            OR abs(coalesce(a.lat_sum, 0) - r.lat_sum) > 1e-6 * greatest(1, abs(r.lat_sum))
+            OR a.lat_min IS DISTINCT FROM r.lat_min OR a.lat_max IS DISTINCT FROM r.lat_max
+            OR r.n IS NULL OR a.n IS NULL",
+    );
+    assert_eq!(services, "0", "service rollups differ from the raw rows");
+    let cycles = pg.psql(
+        "fleet",
+        "SELECT count(*) FROM (
+           SELECT c.host, t.tier, (c.ts_ms / 1000 / t.tier) * t.tier AS start_s, count(*) AS n,
+                  sum(c.cpu_percent) AS cpu_sum, count(c.ping_ms) AS ping_n,
+                  count(*) FILTER (WHERE c.internet_status) AS inet_up,
+                  max(c.cycle_duration_ms) AS dur_max
+             FROM monitoring_cycles c CROSS JOIN unnest(ARRAY[60, 360, 3600, 86400]) AS t(tier)
+            WHERE c.ts_ms IS NOT NULL GROUP BY 1, 2, 3) a
+         FULL JOIN rollup_cycles r ON (r.host, r.tier_s, r.start_s) = (a.host, a.tier, a.start_s)
+         WHERE a.n IS DISTINCT FROM r.n OR a.ping_n IS DISTINCT FROM r.ping_n
+            OR a.inet_up IS DISTINCT FROM r.inet_up OR a.dur_max IS DISTINCT FROM r.dur_max
+            OR abs(a.cpu_sum - r.cpu_sum) > 1e-6 * greatest(1, abs(r.cpu_sum))
+            OR r.n IS NULL OR a.n IS NULL",
+    );
+    assert_eq!(cycles, "0", "cycle rollups differ from the raw rows");
+    let blocks = pg.psql(
+        "fleet",
+        "SELECT count(*) FROM rollup_services WHERE tier_s = 60",
+    );
+    assert_ne!(blocks, "0", "there are rollups to compare");
+}
+
 /// A local journal with a backlog: `heartbeat gen-db` writes `days` of cycles at 10 s.
 fn backlog_db(db: &Path, days: &str) {
     std::fs::create_dir_all(db.parent().expect("parent")).expect("mkdir");
@@ -450,6 +497,7 @@ async fn sigkill_of_postgres_or_of_the_agent_mid_backlog_loses_and_duplicates_no
         "SELECT count(*) - count(DISTINCT id) FROM monitoring_cycles",
     );
     assert_eq!(dup_cycles, "0");
+    assert_rollups_exact(&pg);
 }
 
 #[tokio::test(flavor = "multi_thread")]
