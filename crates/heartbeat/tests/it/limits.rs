@@ -163,5 +163,14 @@ async fn checks_the_agent_cannot_run_are_unknown_and_never_alert() {
         .lines()
         .filter(|l| l.contains("ran out of file descriptors"))
         .count();
-    assert_eq!(warnings, 1, "one warning per episode: {log}");
+    // A loaded machine can spread a cycle's burst enough for one cycle to get by: that ends
+    // the episode, and the next cycle that runs out starts another, with its own warning.
+    let recovered = log
+        .lines()
+        .filter(|l| l.contains("every check ran again"))
+        .count();
+    assert!(
+        warnings >= 1 && (warnings == recovered || warnings == recovered + 1),
+        "one warning per episode ({warnings} warnings, {recovered} recoveries): {log}"
+    );
 }
