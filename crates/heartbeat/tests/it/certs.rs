@@ -15,12 +15,12 @@ use crate::agent::{agent_cmd, db_in};
 use crate::common::{AgentProcess, Server, ServerProcess, count, heartbeat, open_db, wait_for};
 
 /// A test CA: its PEM (for `SSL_CERT_FILE`) and what signs the leaves.
-struct TestCa {
-    pem: String,
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+pub(crate) struct TestCa {
+    pub(crate) pem: String,
+    pub(crate) issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
-fn test_ca() -> TestCa {
+pub(crate) fn test_ca() -> TestCa {
     let key = rcgen::KeyPair::generate().expect("CA key");
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

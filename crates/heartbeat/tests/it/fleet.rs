@@ -19,11 +19,19 @@ const PASSWORD: &str = "fleet-pa55word";
 struct Pg {
     dir: tempfile::TempDir,
     port: u16,
+    /// More server options (`-c name=value ...`).
+    extra: String,
 }
 
 impl Pg {
     /// `None` (or a failure under `CI=true`) when the PostgreSQL 15 binaries are not installed.
     fn start() -> Option<Pg> {
+        Pg::start_with(|_| String::new())
+    }
+
+    /// [`Pg::start`] with more server options, made from the cluster's folder before it starts
+    /// (files there belong to the server's user).
+    fn start_with(extra: impl FnOnce(&Path) -> String) -> Option<Pg> {
         if !hb_testkit::require(
             Path::new(PG_BIN).join("initdb").exists(),
             "PostgreSQL 15 is not installed (apt-get install postgresql)",
@@ -32,7 +40,8 @@ impl Pg {
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let pg = Pg { dir, port };
+        let extra = extra(dir.path());
+        let pg = Pg { dir, port, extra };
         if is_root() {
             // initdb refuses to run as root: the cluster belongs to the postgres user.
             let status = Command::new("chown")
@@ -87,9 +96,10 @@ impl Pg {
 
     fn start_again(&self) {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         let log = self.dir.path().join("server.log").display().to_string();
         self.as_owner(
@@ -625,4 +635,95 @@ fn bad_fleet_settings_stop_start_up_naming_the_variable() {
     );
     assert!(stdout.contains("web-1"), "{stdout}");
     assert!(!stdout.contains("s3cret"));
+}
+
+/// TLS to PostgreSQL: a server with `ssl=on` and a certificate from a test CA. `require`
+/// encrypts without checking it; `verify-full` checks it against the system's roots (here the
+/// test CA through `SSL_CERT_FILE`) and refuses it when it is not trusted.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_to_postgres_by_sslmode() {
+    let ca = crate::certs::test_ca();
+    let Some(pg) = Pg::start_with(|dir| {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        let cert = params.signed_by(&key, &ca.issuer).expect("cert");
+        let (crt, pem_key) = (dir.join("server.crt"), dir.join("server.key"));
+        std::fs::write(&crt, cert.pem()).expect("crt");
+        std::fs::write(&pem_key, key.serialize_pem()).expect("key");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&pem_key, std::fs::Permissions::from_mode(0o600)).expect("mode");
+        format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            crt.display(),
+            pem_key.display()
+        )
+    }) else {
+        return;
+    };
+    let target = Server::start(200).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).expect("ca");
+    let url = |mode: &str| {
+        format!(
+            "postgres://hb:{PASSWORD}@localhost:{}/fleet?sslmode={mode}",
+            pg.port
+        )
+    };
+    let encrypted = |host: &str| {
+        pg.psql(
+            "fleet",
+            &format!(
+                "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.application_name = 'heartbeat-agent {host}'"
+            ),
+        )
+    };
+
+    // require: encrypted, the (here untrusted) certificate not checked.
+    let db = dir.path().join("require.db");
+    let agent = LoggedAgent::spawn(fleet_agent(&db, "tls-require", &url("require"), &target));
+    wait_caught_up(&pg, "tls-require", &db, 2, Duration::from_secs(30)).await;
+    assert_eq!(encrypted("tls-require"), "t");
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+
+    // verify-full with the CA trusted.
+    let db = dir.path().join("verify.db");
+    let mut cmd = fleet_agent(&db, "tls-verify", &url("verify-full"), &target);
+    cmd.env("SSL_CERT_FILE", &ca_file);
+    let agent = LoggedAgent::spawn(cmd);
+    wait_caught_up(&pg, "tls-verify", &db, 2, Duration::from_secs(30)).await;
+    assert_eq!(encrypted("tls-verify"), "t");
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+
+    // verify-full without it: refused, named, retried; monitoring goes on.
+    let db = dir.path().join("untrusted.db");
+    let agent = LoggedAgent::spawn(fleet_agent(
+        &db,
+        "tls-untrusted",
+        &url("verify-full"),
+        &target,
+    ));
+    wait_for("the warning", Duration::from_secs(30), || {
+        agent.log().contains("fleet shipping stopped")
+    })
+    .await;
+    wait_for("cycles go on", Duration::from_secs(30), || {
+        local_ids(&db).len() >= 2
+    })
+    .await;
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("fleet shipping stopped"))
+        .expect("line");
+    assert!(
+        line.contains("FLEET_DATABASE_URL (postgres://hb:***@localhost"),
+        "{line}"
+    );
+    assert!(line.to_lowercase().contains("certificate"), "{line}");
+    assert!(pg.cycle_ids("tls-untrusted").is_empty());
 }
