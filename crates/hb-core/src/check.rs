@@ -32,7 +32,12 @@ impl CheckOutcome {
     /// Classifies an HTTP response status: 2xx/3xx healthy, anything else `error` with
     /// reason `HTTP <code>`.
     pub fn from_http_status(code: u16, latency_ms: f64) -> Self {
-        let healthy = (200..400).contains(&code);
+        Self::http_answer(code, latency_ms, (200..400).contains(&code))
+    }
+
+    /// An HTTP answer judged `healthy` or not by the caller (a service's own healthy codes):
+    /// else `error` with reason `HTTP <code>`.
+    pub fn http_answer(code: u16, latency_ms: f64, healthy: bool) -> Self {
         CheckOutcome {
             status: if healthy {
                 ServiceStatus::Healthy

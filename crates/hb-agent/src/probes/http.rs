@@ -277,22 +277,7 @@ pub const KEYWORD_NOT_FOUND: &str = "Keyword not found";
 /// The outcome of an answer's status: `SERVICE_EXPECT_<name>` decides when set, else SPEC §3.1.
 fn status_outcome(code: StatusCode, latency_ms: f64, options: &CheckOptions) -> CheckOutcome {
     let code = code.as_u16();
-    if options.expect.is_none() {
-        return CheckOutcome::from_http_status(code, latency_ms);
-    }
-    let healthy = options.healthy_code(code);
-    CheckOutcome {
-        status: if healthy {
-            ServiceStatus::Healthy
-        } else {
-            ServiceStatus::Error
-        },
-        status_code: Some(code),
-        latency_ms: Some(latency_ms),
-        reason: (!healthy).then(|| format!("HTTP {code}")),
-        agent_fault: false,
-        cert_expires_ms: None,
-    }
+    CheckOutcome::http_answer(code, latency_ms, options.healthy_code(code))
 }
 
 /// Reads the body chunk by chunk, at most [`KEYWORD_BODY_LIMIT`] bytes, until `needle` shows

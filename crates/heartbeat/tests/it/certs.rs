@@ -12,7 +12,7 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::agent::{agent_cmd, db_in};
-use crate::common::{AgentProcess, Server, ServerProcess, count, heartbeat, open_db, wait_for};
+use crate::common::{AgentProcess, Server, ServerProcess, count, open_db, wait_for};
 
 /// A test CA: its PEM (for `SSL_CERT_FILE`) and what signs the leaves.
 pub(crate) struct TestCa {
@@ -219,15 +219,7 @@ async fn certificate_expiry_is_stored_shown_exported_and_alerted_once() {
     );
 
     // The dashboard: days left on the service, the expiry in /metrics.
-    let dash = ServerProcess::spawn(
-        {
-            let mut cmd = heartbeat();
-            cmd.args(["dashboard", "--bind", "127.0.0.1:0"])
-                .env("SQLITE_DB_PATH", &db);
-            cmd
-        },
-        "dashboard listening",
-    );
+    let dash = ServerProcess::dashboard_on(&db);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let live: serde_json::Value = reqwest::get(dash.url("/api/live?range=live"))
         .await

@@ -180,6 +180,14 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// `heartbeat dashboard` on `db`, on a free loopback port.
+    pub fn dashboard_on(db: &Path) -> ServerProcess {
+        let mut cmd = heartbeat();
+        cmd.args(["dashboard", "--bind", "127.0.0.1:0"])
+            .env("SQLITE_DB_PATH", db);
+        ServerProcess::spawn(cmd, "dashboard listening")
+    }
+
     /// Spawns `cmd` with `LOG_FORMAT=json` and waits (up to 30 s) for a log line containing
     /// `ready` that carries the listening address in its `addr` field.
     pub fn spawn(mut cmd: Command, ready: &str) -> ServerProcess {

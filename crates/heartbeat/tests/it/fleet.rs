@@ -326,15 +326,7 @@ async fn postgres_stopped_for_30_s_then_the_backlog_ships_once() {
         "cycles go on locally: {before} -> {during}"
     );
     // The lag shows on the agent's own dashboard.
-    let dash = ServerProcess::spawn(
-        {
-            let mut cmd = heartbeat();
-            cmd.args(["dashboard", "--bind", "127.0.0.1:0"])
-                .env("SQLITE_DB_PATH", &db);
-            cmd
-        },
-        "dashboard listening",
-    );
+    let dash = ServerProcess::dashboard_on(&db);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let lag = || async {
         let health: serde_json::Value = reqwest::get(dash.url("/health"))
@@ -444,6 +436,14 @@ fn assert_rollups_exact(pg: &Pg) {
     assert_ne!(blocks, "0", "there are rollups to compare");
 }
 
+/// Waits for the one warning that shipping stopped.
+async fn wait_for_shipping_stopped(agent: &LoggedAgent) {
+    wait_for("the warning", Duration::from_secs(30), || {
+        agent.log().contains("fleet shipping stopped")
+    })
+    .await;
+}
+
 /// A local journal with a backlog: `heartbeat gen-db` writes `days` of cycles at 10 s.
 fn backlog_db(db: &Path, days: &str) {
     std::fs::create_dir_all(db.parent().expect("parent")).expect("mkdir");
@@ -518,10 +518,7 @@ async fn a_wrong_password_is_named_redacted_and_retried_while_monitoring_goes_on
     let db = db_in(&dir);
     let wrong = "not-the-pa55word";
     let agent = LoggedAgent::spawn(fleet_agent(&db, "h1", &pg.url(wrong), &target));
-    wait_for("the warning", Duration::from_secs(30), || {
-        agent.log().contains("fleet shipping stopped")
-    })
-    .await;
+    wait_for_shipping_stopped(&agent).await;
     let log = agent.log();
     let line = log
         .lines()
@@ -557,10 +554,7 @@ async fn a_database_that_is_not_ours_gets_nothing_written() {
     let dir = tempfile::tempdir().expect("tmp");
     let db = db_in(&dir);
     let agent = LoggedAgent::spawn(fleet_agent(&db, "h1", &pg.url(PASSWORD), &target));
-    wait_for("the warning", Duration::from_secs(30), || {
-        agent.log().contains("fleet shipping stopped")
-    })
-    .await;
+    wait_for_shipping_stopped(&agent).await;
     wait_for("cycles go on", Duration::from_secs(30), || {
         local_ids(&db).len() >= 3
     })
@@ -706,10 +700,7 @@ async fn tls_to_postgres_by_sslmode() {
         &url("verify-full"),
         &target,
     ));
-    wait_for("the warning", Duration::from_secs(30), || {
-        agent.log().contains("fleet shipping stopped")
-    })
-    .await;
+    wait_for_shipping_stopped(&agent).await;
     wait_for("cycles go on", Duration::from_secs(30), || {
         local_ids(&db).len() >= 2
     })
