@@ -31,6 +31,12 @@ pub enum FleetError {
          heartbeat_migrations; point FLEET_DATABASE_URL at an empty database of its own"
     )]
     NotOurs(String),
+    /// Another agent's journal already ships under this `HOST_NAME`.
+    #[error(
+        "HOST_NAME {0} is already shipped to the fleet database by another agent (another local \
+         database): give each agent its own HOST_NAME"
+    )]
+    HostTaken(String),
     /// A newer version of this program migrated it.
     #[error(
         "the fleet database has schema version {found}, newer than this program knows ({known}): \
@@ -48,7 +54,10 @@ impl FleetError {
     pub fn is_operator_problem(&self) -> bool {
         matches!(
             self,
-            FleetError::NotOurs(_) | FleetError::TooNew { .. } | FleetError::Url { .. }
+            FleetError::NotOurs(_)
+                | FleetError::TooNew { .. }
+                | FleetError::Url { .. }
+                | FleetError::HostTaken(_)
         )
     }
 

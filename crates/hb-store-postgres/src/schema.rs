@@ -31,7 +31,8 @@ CREATE TABLE hosts (
     cycle_seq BIGINT NOT NULL DEFAULT 0,
     cycle_id TEXT,
     alert_seq BIGINT NOT NULL DEFAULT 0,
-    shipped_ms BIGINT
+    shipped_ms BIGINT,
+    journal_id TEXT
 );
 CREATE TABLE monitoring_cycles (
     id TEXT PRIMARY KEY,

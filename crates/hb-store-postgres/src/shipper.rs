@@ -94,6 +94,10 @@ async fn run(settings: ShipperSettings, journal: SharedJournal) {
             if !applied.is_empty() {
                 tracing::info!(versions = ?applied, "fleet database schema migrated");
             }
+            let journal_id = identity(&journal, &settings.host.name)
+                .await
+                .map_err(|e| crate::FleetError::Db(format!("the local database: {e}")))?;
+            sink.claim(&settings.host, &journal_id, now_ms()).await?;
             let cursor = sink
                 .position(&settings.host.name)
                 .await?
@@ -256,6 +260,19 @@ async fn read(
             "journal read: {e}"
         )))
     })
+}
+
+async fn identity(journal: &SharedJournal, host: &str) -> Result<String, hb_store::StoreError> {
+    let journal = Arc::clone(journal);
+    let host = host.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut j = journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        j.identity(&host)
+    })
+    .await
+    .unwrap_or_else(|e| Err(hb_store::StoreError::unavailable(format!("journal: {e}"))))
 }
 
 async fn save_progress(

@@ -224,6 +224,39 @@ impl Sink {
             .map_err(|e| e.at(&self.shown))
     }
 
+    /// Claims `host` for the journal `journal_id`: the first journal to ship under a name owns
+    /// it; another one is refused ([`FleetError::HostTaken`]) before it writes anything. A name
+    /// whose owner was released (`journal_id` set to NULL by the operator: the agent's local
+    /// database was replaced) is claimed with its position reset, since the old position counts
+    /// in another journal; the new journal then ships from its start (nothing twice: cycles and
+    /// alerts are keyed by their ids).
+    pub async fn claim(
+        &self,
+        host: &HostInfo,
+        journal_id: &str,
+        now_ms: i64,
+    ) -> Result<(), FleetError> {
+        let owner: Option<String> = self
+            .client
+            .query_one(
+                "INSERT INTO hosts (name, first_seen_ms, last_seen_ms, interval_seconds, version, journal_id) \
+                 VALUES ($1, $2, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET \
+                 cycle_seq = CASE WHEN hosts.journal_id IS NULL THEN 0 ELSE hosts.cycle_seq END, \
+                 cycle_id = CASE WHEN hosts.journal_id IS NULL THEN NULL ELSE hosts.cycle_id END, \
+                 alert_seq = CASE WHEN hosts.journal_id IS NULL THEN 0 ELSE hosts.alert_seq END, \
+                 journal_id = COALESCE(hosts.journal_id, excluded.journal_id) \
+                 RETURNING journal_id",
+                &[&host.name, &now_ms, &host.interval_seconds, &host.version, &journal_id],
+            )
+            .await
+            .map_err(|e| FleetError::from(e).at(&self.shown))?
+            .get(0);
+        match owner {
+            Some(owner) if owner != journal_id => Err(FleetError::HostTaken(host.name.clone())),
+            _ => Ok(()),
+        }
+    }
+
     /// How far `host` got, as the fleet database knows it (`None`: never shipped).
     pub async fn position(&self, host: &str) -> Result<Option<JournalCursor>, FleetError> {
         let row = self

@@ -79,6 +79,21 @@ impl Journal {
         self.reset_on_error(r)
     }
 
+    /// This journal's identity as `host`: made once (random) and kept in `fleet_progress`.
+    pub fn identity(&mut self, host: &str) -> Result<String, SqliteError> {
+        let r = self.conn().and_then(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO fleet_progress (host, cycle_rowid, alert_id, updated_ms, journal_id) \
+                 VALUES (?1, 0, 0, 0, lower(hex(randomblob(16)))) ON CONFLICT (host) DO NOTHING",
+            )?
+            .execute([host])?;
+            Ok(conn
+                .prepare_cached("SELECT journal_id FROM fleet_progress WHERE host = ?1")?
+                .query_row([host], |r| r.get(0))?)
+        });
+        self.reset_on_error(r)
+    }
+
     /// Records how far shipping as `host` got (after PostgreSQL committed it).
     pub fn save_progress(
         &mut self,
@@ -90,8 +105,8 @@ impl Journal {
         let r = self
             .conn()?
             .prepare_cached(
-                "INSERT INTO fleet_progress (host, cycle_rowid, cycle_id, cycle_ts_ms, alert_id, updated_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (host) DO UPDATE SET \
+                "INSERT INTO fleet_progress (host, cycle_rowid, cycle_id, cycle_ts_ms, alert_id, updated_ms, journal_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, lower(hex(randomblob(16)))) ON CONFLICT (host) DO UPDATE SET \
                  cycle_rowid = excluded.cycle_rowid, cycle_id = excluded.cycle_id, \
                  cycle_ts_ms = COALESCE(excluded.cycle_ts_ms, fleet_progress.cycle_ts_ms), \
                  alert_id = excluded.alert_id, updated_ms = excluded.updated_ms",
@@ -285,5 +300,9 @@ impl hb_store::JournalSource for Journal {
             cycle_ts_ms,
             now_ms,
         )?)
+    }
+
+    fn identity(&mut self, host: &str) -> Result<String, hb_store::StoreError> {
+        Ok(Journal::identity(self, host)?)
     }
 }

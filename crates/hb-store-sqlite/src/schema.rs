@@ -199,7 +199,8 @@ CREATE TABLE IF NOT EXISTS service_certificates (
 ";
 
 // One row per fleet host name this journal was shipped as: the last cycle and alert shipped
-// (their rowids, the cycle's id and instant) and when. The shipper writes it after PostgreSQL
+// (their rowids, the cycle's id and instant) and when, and this journal's identity (a random
+// id made once), so two agents given one HOST_NAME cannot mix their journals in the fleet. The shipper writes it after PostgreSQL
 // committed a batch; the dashboard reads the lag from it.
 const FLEET_PROGRESS: &str = "
 CREATE TABLE IF NOT EXISTS fleet_progress (
@@ -208,7 +209,8 @@ CREATE TABLE IF NOT EXISTS fleet_progress (
     cycle_id TEXT,
     cycle_ts_ms INTEGER,
     alert_id INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
+    updated_ms INTEGER NOT NULL,
+    journal_id TEXT NOT NULL
 ) WITHOUT ROWID;
 ";
 

@@ -93,6 +93,9 @@ pub trait JournalSource: Send {
         refresh: &[String],
     ) -> Result<JournalBatch, crate::StoreError>;
 
+    /// This journal's identity when shipped as `host` (made once, then kept).
+    fn identity(&mut self, host: &str) -> Result<String, crate::StoreError>;
+
     /// Records locally how far shipping as `host` got.
     fn save_progress(
         &mut self,

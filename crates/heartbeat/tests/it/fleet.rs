@@ -718,3 +718,56 @@ async fn tls_to_postgres_by_sslmode() {
     assert!(line.to_lowercase().contains("certificate"), "{line}");
     assert!(pg.cycle_ids("tls-untrusted").is_empty());
 }
+
+/// Two agents given one HOST_NAME: the second is refused before it writes anything, and the
+/// first keeps shipping. When the operator releases the name (the first agent's local database
+/// was replaced), the second claims it and ships its whole journal.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_host_name_belongs_to_one_journal() {
+    let Some(pg) = Pg::start() else { return };
+    let target = Server::start(200).await;
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (db_a, db_b) = (db_in(&dir_a), db_in(&dir_b));
+    let a = LoggedAgent::spawn(fleet_agent(&db_a, "web-1", &pg.url(PASSWORD), &target));
+    wait_caught_up(&pg, "web-1", &db_a, 2, Duration::from_secs(30)).await;
+    let b = LoggedAgent::spawn(fleet_agent(&db_b, "web-1", &pg.url(PASSWORD), &target));
+    wait_for_shipping_stopped(&b).await;
+    assert!(
+        b.log()
+            .contains("HOST_NAME web-1 is already shipped to the fleet database by another agent"),
+        "{}",
+        b.log()
+    );
+    wait_caught_up(&pg, "web-1", &db_a, 4, Duration::from_secs(30)).await;
+    let shipped = pg.cycle_ids("web-1");
+    assert!(
+        local_ids(&db_b).iter().all(|id| !shipped.contains(id)),
+        "nothing of the second journal was shipped"
+    );
+    let (status, log) = a.stop();
+    assert!(status.success(), "{log}");
+    pg.psql(
+        "fleet",
+        "UPDATE hosts SET journal_id = NULL WHERE name = 'web-1'",
+    );
+    wait_for(
+        "the second journal shipped",
+        Duration::from_secs(60),
+        || {
+            let shipped = pg.cycle_ids("web-1");
+            let mine = local_ids(&db_b);
+            mine.len() >= 3 && mine.iter().all(|id| shipped.contains(id))
+        },
+    )
+    .await;
+    let (status, log) = b.stop();
+    assert!(status.success(), "{log}");
+    let dup = pg.psql(
+        "fleet",
+        "SELECT count(*) - count(DISTINCT id) FROM monitoring_cycles",
+    );
+    assert_eq!(dup, "0");
+}
