@@ -112,6 +112,16 @@ impl<'a> Reader<'a> {
         Duration::from_secs_f64(secs)
     }
 
+    /// A check timeout (`SERVICE_TIMEOUT_SECONDS`, `SERVICE_TIMEOUT_<name>`): default 2 s.
+    fn check_timeout(&mut self, name: &str) -> Duration {
+        self.seconds(name, 2.0, MIN_SERVICE_TIMEOUT_SECS, 3_600.0)
+    }
+
+    /// `TLS_EXPIRY_WARN_DAYS`, read by the agent (alerts) and the dashboard (the mark).
+    fn tls_expiry_warn_days(&mut self) -> u32 {
+        self.integer("TLS_EXPIRY_WARN_DAYS", 14, 0, 3_650) as u32
+    }
+
     /// A value that goes into an HTTP header (`SECRET_KEY` as `Bearer <key>`): control
     /// characters (a newline from an env file, say) would make every request fail at run time.
     pub(crate) fn header_safe_secret(&mut self, name: &str) -> Option<Secret> {
@@ -238,12 +248,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
 
     let loop_interval = r.loop_interval();
     let status_change_threshold = r.integer("STATUS_CHANGE_THRESHOLD", 4, 1, 10_000) as u32;
-    let service_timeout = r.seconds(
-        "SERVICE_TIMEOUT_SECONDS",
-        2.0,
-        MIN_SERVICE_TIMEOUT_SECS,
-        3_600.0,
-    );
+    let service_timeout = r.check_timeout("SERVICE_TIMEOUT_SECONDS");
     let (tz_name, tz) = r.tz();
     let secret_key = r.header_safe_secret("SECRET_KEY");
     let heartbeat_url = r.optional("HEARTBEAT_URL").and_then(|raw| {
@@ -283,7 +288,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
     let force_ipv4 = r.boolean("FORCE_IPV4", true);
     let check_concurrency = r.integer("CHECK_CONCURRENCY", 4_096, 1, 1_000_000) as usize;
     let checks_per_target = r.integer("CHECKS_PER_TARGET", 4, 0, 1_000_000) as usize;
-    let tls_expiry_warn_days = r.integer("TLS_EXPIRY_WARN_DAYS", 14, 0, 3_650) as u32;
+    let tls_expiry_warn_days = r.tls_expiry_warn_days();
     let fleet = fleet(&mut r);
     let agent_worker_threads = r.integer("AGENT_WORKER_THREADS", 1, 1, 256) as usize;
     let pending_cycles_max = r.integer("PENDING_CYCLES_MAX", 8_640, 1, 10_000_000) as usize;
@@ -360,45 +365,55 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
     })
 }
 
-/// `FLEET_DATABASE_URL` and `HOST_NAME`. The URL is checked for its form only (scheme, host);
-/// messages show it with the password hidden.
+/// `FLEET_DATABASE_URL` and `HOST_NAME` (read only with the URL: without it nothing uses the
+/// name). The URL is checked for its form (scheme, host, libpq's `sslmode` values); messages
+/// show it with the password hidden.
 fn fleet(r: &mut Reader<'_>) -> Option<FleetConfig> {
-    let host_name = match r.optional("HOST_NAME") {
-        Some(raw) => {
-            if !valid_host_name(raw) {
-                r.error(
-                    "HOST_NAME",
-                    format!(
-                        "'{raw}' is not valid (expected 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-')"
-                    ),
-                );
-            }
-            Some(raw.to_owned())
-        }
-        None => None,
-    };
+    const SSLMODES: [&str; 6] = [
+        "disable",
+        "allow",
+        "prefer",
+        "require",
+        "verify-ca",
+        "verify-full",
+    ];
     let raw = r.optional("FLEET_DATABASE_URL")?;
     let shown = hb_core::redact_password(raw);
-    let form_ok = url::Url::parse(raw).ok().is_some_and(|u| {
-        matches!(u.scheme(), "postgres" | "postgresql")
-            && u.host_str().is_some_and(|h| !h.is_empty())
-    });
-    if !form_ok {
+    let problem = match url::Url::parse(raw) {
+        Err(_) => Some("not a URL".to_owned()),
+        Ok(u) if !matches!(u.scheme(), "postgres" | "postgresql") => {
+            Some(format!("the scheme is {}", u.scheme()))
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("it has no host".to_owned()),
+        Ok(u) => u
+            .query_pairs()
+            .find(|(k, v)| k == "sslmode" && !SSLMODES.contains(&v.as_ref()))
+            .map(|(_, v)| format!("sslmode={v} is not one of {}", SSLMODES.join(", "))),
+    };
+    if let Some(why) = problem {
         r.error(
             "FLEET_DATABASE_URL",
-            format!("{shown} is not valid (expected postgres://user:password@host:port/database)"),
+            format!(
+                "{shown} is not valid: {why} (expected postgres://user:password@host:port/database)"
+            ),
         );
         return None;
     }
-    let host_name = match host_name {
-        Some(h) => h,
+    let expected = "expected 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'";
+    let host_name = match r.optional("HOST_NAME") {
+        Some(name) => {
+            if !valid_host_name(name) {
+                r.error("HOST_NAME", format!("'{name}' is not valid ({expected})"));
+            }
+            name.to_owned()
+        }
         None => {
             let machine = machine_host_name();
             if !valid_host_name(&machine) {
                 r.error(
                     "HOST_NAME",
                     format!(
-                        "is not set and the machine's host name '{machine}' is not valid for it (expected 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'): set HOST_NAME"
+                        "is not set and the machine's host name '{machine}' is not valid for it ({expected}): set HOST_NAME"
                     ),
                 );
             }
@@ -464,7 +479,7 @@ pub(crate) fn load_dashboard(env: &EnvSource) -> Result<DashboardConfig, ConfigE
     }
     let mask_errors = r.boolean("DASHBOARD_MASK_ERRORS", true);
     let slow_ms = slow_thresholds(&mut r);
-    let tls_expiry_warn_days = r.integer("TLS_EXPIRY_WARN_DAYS", 14, 0, 3_650) as u32;
+    let tls_expiry_warn_days = r.tls_expiry_warn_days();
     let umami_script_url = r.optional("UMAMI_SCRIPT_URL").map(str::to_owned);
     let umami_website_id = r.optional("UMAMI_WEBSITE_ID").map(str::to_owned);
     r.finish(DashboardConfig {
@@ -773,7 +788,7 @@ fn service_timeout(r: &mut Reader<'_>, name: &str) -> Option<Duration> {
     }
     let var = format!("{TIMEOUT_PREFIX}{name}");
     r.optional(&var)?;
-    Some(r.seconds(&var, 2.0, MIN_SERVICE_TIMEOUT_SECS, 3_600.0))
+    Some(r.check_timeout(&var))
 }
 
 /// Options that make no sense for this kind of check are refused, not silently ignored.

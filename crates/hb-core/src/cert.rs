@@ -41,6 +41,24 @@ pub fn days_left(not_after_ms: i64, now_ms: i64) -> i64 {
     (not_after_ms - now_ms).div_euclid(DAY_MS)
 }
 
+/// The level of a certificate ending at `not_after_ms`, seen at `now_ms`, under a warning
+/// threshold of `warn_days` (0: always `Ok`).
+pub fn level(warn_days: u32, not_after_ms: i64, now_ms: i64) -> CertLevel {
+    if warn_days == 0 {
+        return CertLevel::Ok;
+    }
+    let left_ms = not_after_ms - now_ms;
+    let under = |days: u32| left_ms < i64::from(days) * DAY_MS;
+    if !under(warn_days) {
+        CertLevel::Ok
+    } else if warn_days <= CRITICAL_DAYS || under(CRITICAL_DAYS) {
+        // With a warning threshold of 3 days or less, that one alert is the critical one.
+        CertLevel::Critical
+    } else {
+        CertLevel::Warning
+    }
+}
+
 /// What it knows of one service's certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
@@ -67,19 +85,7 @@ impl CertWatch {
 
     /// The level of a certificate ending at `not_after_ms`, seen at `now_ms`.
     pub fn level(&self, not_after_ms: i64, now_ms: i64) -> CertLevel {
-        if self.warn_days == 0 {
-            return CertLevel::Ok;
-        }
-        let left_ms = not_after_ms - now_ms;
-        let under = |days: u32| left_ms < i64::from(days) * DAY_MS;
-        if !under(self.warn_days) {
-            CertLevel::Ok
-        } else if self.warn_days <= CRITICAL_DAYS || under(CRITICAL_DAYS) {
-            // With a warning threshold of 3 days or less, that one alert is the critical one.
-            CertLevel::Critical
-        } else {
-            CertLevel::Warning
-        }
+        level(self.warn_days, not_after_ms, now_ms)
     }
 
     /// A restarted agent: the newest stored certificate of `service` and the instant of its

@@ -152,7 +152,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> impl IntoResponse {
                 json!({
                     "host": f.host,
                     "lag_seconds": f.lag_seconds(),
-                    "last_shipped_age_seconds": (now_ms - f.updated_ms) as f64 / 1000.0,
+                    "last_shipped_age_seconds": f.updated_ms.map(|t| (now_ms - t) as f64 / 1000.0),
                 })
             })
             .collect();

@@ -179,7 +179,6 @@ pub(crate) async fn handler(
         .into_response())
 }
 
-/// The response body. `recent_ms`: the newest cycles' instants, newest first (for `freshness`).
 /// The keys only some services have, added only when known, so a service without them (every
 /// service of a configuration from before them) answers exactly as before:
 /// `cert_expires_at`, `cert_days_left` and `cert_expiring` for an https answer's certificate,
@@ -200,7 +199,7 @@ fn add_service_facts(
             "cert_days_left".into(),
             json!(hb_core::cert::days_left(ms, now_ms)),
         );
-        let expiring = warn_days > 0 && ms - now_ms < i64::from(warn_days) * 86_400_000;
+        let expiring = hb_core::cert::level(warn_days, ms, now_ms) != hb_core::cert::CertLevel::Ok;
         object.insert("cert_expiring".into(), json!(expiring));
     }
     if let Some(health) = container_health(kind, c.error_message.as_deref()) {
@@ -223,6 +222,7 @@ fn container_health(kind: &str, reason: Option<&str>) -> Option<&'static str> {
     (kind == "docker" && health == "unhealthy").then_some("unhealthy")
 }
 
+/// The response body. `recent_ms`: the newest cycles' instants, newest first (for `freshness`).
 pub(crate) fn build(
     state: &AppState,
     range: &str,

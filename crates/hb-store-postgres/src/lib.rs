@@ -49,18 +49,6 @@ pub enum FleetError {
 }
 
 impl FleetError {
-    /// Whether trying again later can help (the server may come back, the password may be
-    /// fixed); a foreign or newer database needs the operator, but retrying is harmless.
-    pub fn is_operator_problem(&self) -> bool {
-        matches!(
-            self,
-            FleetError::NotOurs(_)
-                | FleetError::TooNew { .. }
-                | FleetError::Url { .. }
-                | FleetError::HostTaken(_)
-        )
-    }
-
     /// The same error with the redacted URL as its context.
     fn at(self, shown: &str) -> FleetError {
         match self {

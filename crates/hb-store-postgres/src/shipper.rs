@@ -180,7 +180,7 @@ async fn ship_while_connected(
         }
         let full = batch.cycles.len() >= settings.batch_cycles;
         if batch.cycles.is_empty() && alerts.is_empty() {
-            note_caught_up(outage, &batch);
+            note_caught_up(outage);
             tokio::time::sleep(settings.poll).await;
             continue;
         }
@@ -216,14 +216,14 @@ async fn ship_while_connected(
         cursor = next;
         save_progress(journal, &settings.host.name, &cursor, shipped_ts, now_ms).await;
         if !full {
-            note_caught_up(outage, &shipping);
+            note_caught_up(outage);
             tokio::time::sleep(settings.poll).await;
         }
     }
 }
 
 /// The one line when the backlog after an outage has gone out.
-fn note_caught_up(outage: &mut Option<Outage>, _batch: &JournalBatch) {
+fn note_caught_up(outage: &mut Option<Outage>) {
     if let Some(Outage {
         resumed: Some((at, shipped)),
         since,

@@ -212,11 +212,6 @@ const SAVE_POSITION: &str = "UPDATE hosts SET cycle_seq = $2, cycle_id = $3, ale
      shipped_ms = $5 WHERE name = $1";
 
 impl Sink {
-    /// The redacted URL, for messages.
-    pub fn shown(&self) -> &str {
-        &self.shown
-    }
-
     /// Brings the schema up to date (see [`crate::schema::migrate`]).
     pub async fn migrate(&mut self) -> Result<Vec<i32>, FleetError> {
         crate::schema::migrate(&mut self.client)

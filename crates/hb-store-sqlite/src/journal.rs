@@ -84,7 +84,7 @@ impl Journal {
         let r = self.conn().and_then(|conn| {
             conn.prepare_cached(
                 "INSERT INTO fleet_progress (host, cycle_rowid, alert_id, updated_ms, journal_id) \
-                 VALUES (?1, 0, 0, 0, lower(hex(randomblob(16)))) ON CONFLICT (host) DO NOTHING",
+                 VALUES (?1, 0, 0, NULL, lower(hex(randomblob(16)))) ON CONFLICT (host) DO NOTHING",
             )?
             .execute([host])?;
             Ok(conn
@@ -122,23 +122,6 @@ impl Journal {
             .map(drop)
             .map_err(SqliteError::from);
         self.reset_on_error(r)
-    }
-
-    /// The progress recorded for `host`, if any.
-    pub fn progress(&mut self, host: &str) -> Result<Option<JournalCursor>, SqliteError> {
-        Ok(self
-            .conn()?
-            .prepare_cached(
-                "SELECT cycle_rowid, cycle_id, alert_id FROM fleet_progress WHERE host = ?1",
-            )?
-            .query_row([host], |r| {
-                Ok(JournalCursor {
-                    cycle_seq: r.get(0)?,
-                    cycle_id: r.get(1)?,
-                    alert_seq: r.get(2)?,
-                })
-            })
-            .optional()?)
     }
 }
 

@@ -978,9 +978,6 @@ impl Query<'_> {
         Ok(())
     }
 
-    /// The instants (epoch ms) of the newest `limit` cycles, newest first: the dashboard
-    /// derives the agent's cycle interval from their spacing, so it can tell stale data from
-    /// fresh without knowing the agent's configuration.
     /// `fleet_progress` (migration 7, written by the fleet shipper) with the journal's newest
     /// cycle instant.
     pub(crate) fn fleet_progress(&self) -> Result<Vec<hb_store::FleetProgress>, ReadError> {
@@ -994,8 +991,11 @@ impl Query<'_> {
         } else {
             None
         };
+        // Nothing shipped yet: the whole journal is behind, from its oldest cycle.
         let mut st = self.conn.prepare_cached(
-            "SELECT host, cycle_ts_ms, updated_ms FROM fleet_progress ORDER BY host",
+            "SELECT host, COALESCE(cycle_ts_ms, (SELECT min(ts_ms) FROM monitoring_cycles)),
+                    updated_ms
+               FROM fleet_progress ORDER BY host",
         )?;
         let rows = st.query_map([], |r| {
             Ok(hb_store::FleetProgress {
@@ -1086,6 +1086,9 @@ impl Query<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The instants (epoch ms) of the newest `limit` cycles, newest first: the dashboard
+    /// derives the agent's cycle interval from their spacing, so it can tell stale data from
+    /// fresh without knowing the agent's configuration.
     pub(crate) fn recent_cycle_instants_ms(&self, limit: usize) -> Result<Vec<i64>, ReadError> {
         if limit == 0 {
             return Ok(Vec::new());

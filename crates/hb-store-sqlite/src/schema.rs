@@ -209,7 +209,7 @@ CREATE TABLE IF NOT EXISTS fleet_progress (
     cycle_id TEXT,
     cycle_ts_ms INTEGER,
     alert_id INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL,
+    updated_ms INTEGER,
     journal_id TEXT NOT NULL
 ) WITHOUT ROWID;
 ";

@@ -43,10 +43,14 @@ const INSERT_CYCLE: &str = "INSERT INTO monitoring_cycles (id, timestamp_lima, c
 const INSERT_CHECK: &str = "INSERT INTO service_checks (cycle_id, service_name, service_url, \
      status, status_code, latency_ms, error_message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-const UPSERT_CERTIFICATE: &str = "INSERT INTO service_certificates (service_name, expires_ms, \
+// Rewritten only when the expiry or its whole days left change: every expiry threshold is a
+// whole number of days, so the level the agent resumes from (the stored expiry judged at the
+// stored instant) is the same as at any check since, and a cycle usually writes nothing here.
+const UPSERT_CERTIFICATE: &str = "INSERT INTO service_certificates AS c (service_name, expires_ms, \
      checked_ms) VALUES (?1, ?2, ?3) ON CONFLICT (service_name) DO UPDATE \
      SET expires_ms = excluded.expires_ms, checked_ms = excluded.checked_ms \
-     WHERE excluded.checked_ms >= service_certificates.checked_ms";
+     WHERE excluded.checked_ms >= c.checked_ms AND (excluded.expires_ms != c.expires_ms \
+       OR (excluded.expires_ms - excluded.checked_ms) / 86400000 != (c.expires_ms - c.checked_ms) / 86400000)";
 
 const CERTIFICATE_OF: &str =
     "SELECT expires_ms, checked_ms FROM service_certificates WHERE service_name = ?1";

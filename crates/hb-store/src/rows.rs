@@ -10,10 +10,11 @@ use hb_core::aggregate::{CycleAcc, ServiceAcc};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FleetProgress {
     pub host: String,
-    /// The instant of the newest cycle shipped.
+    /// The instant of the newest cycle shipped (before the first shipment: the oldest cycle's,
+    /// since the whole journal is behind).
     pub shipped_cycle_ms: Option<i64>,
-    /// When the last batch was committed.
-    pub updated_ms: i64,
+    /// When the last batch was committed (`None`: nothing shipped yet).
+    pub updated_ms: Option<i64>,
     /// The instant of the newest cycle in the journal.
     pub newest_cycle_ms: Option<i64>,
 }

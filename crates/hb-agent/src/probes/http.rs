@@ -177,16 +177,11 @@ impl HttpProber {
         options: &CheckOptions,
     ) -> CheckOutcome {
         let left = deadline.saturating_duration_since(Instant::now());
-        let request = client
-            .request(method, url.clone())
-            .headers(headers.clone())
-            .timeout(left);
-        let start = Instant::now();
-        let mut response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return classify(&e),
-        };
-        let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let (mut response, latency_ms) =
+            match self.respond(client, method, url, headers, left).await {
+                Ok(answer) => answer,
+                Err(e) => return classify(&e),
+            };
         let outcome = status_outcome(response.status(), latency_ms, options)
             .with_cert(cert_expiry_ms(&response));
         let Some(keyword) = &options.keyword else {
@@ -260,14 +255,26 @@ impl HttpProber {
         headers: &HeaderMap,
         timeout: Duration,
     ) -> Result<(StatusCode, f64, Option<i64>), reqwest::Error> {
+        let (response, latency_ms) = self.respond(client, method, url, headers, timeout).await?;
+        Ok((response.status(), latency_ms, cert_expiry_ms(&response)))
+    }
+
+    /// Sends one request; the response (its body unread) and the time to its headers in ms.
+    async fn respond(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        url: &url::Url,
+        headers: &HeaderMap,
+        timeout: Duration,
+    ) -> Result<(reqwest::Response, f64), reqwest::Error> {
         let request = client
             .request(method, url.clone())
             .headers(headers.clone())
             .timeout(timeout);
         let start = Instant::now();
         let response = request.send().await?;
-        let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-        Ok((response.status(), latency_ms, cert_expiry_ms(&response)))
+        Ok((response, start.elapsed().as_secs_f64() * 1000.0))
     }
 }
 

@@ -583,6 +583,11 @@ fn bad_fleet_settings_stop_start_up_naming_the_variable() {
             "postgres://hb:s3cret@/fleet",
             "FLEET_DATABASE_URL",
         ),
+        (
+            "FLEET_DATABASE_URL",
+            "postgres://hb:s3cret@db/fleet?sslmode=sometimes",
+            "sslmode=sometimes is not one of",
+        ),
         ("HOST_NAME", "my host", "HOST_NAME"),
         ("HOST_NAME", &"x".repeat(65), "HOST_NAME"),
     ];
