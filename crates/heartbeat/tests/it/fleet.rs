@@ -13,10 +13,10 @@ use crate::agent::{agent_cmd, db_in};
 use crate::common::{LoggedAgent, Server, ServerProcess, heartbeat, open_db, wait_for};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-const PASSWORD: &str = "fleet-pa55word";
+pub(crate) const PASSWORD: &str = "fleet-pa55word";
 
 /// A private PostgreSQL cluster, removed with the value.
-struct Pg {
+pub(crate) struct Pg {
     dir: tempfile::TempDir,
     port: u16,
     /// More server options (`-c name=value ...`).
@@ -25,13 +25,13 @@ struct Pg {
 
 impl Pg {
     /// `None` (or a failure under `CI=true`) when the PostgreSQL 15 binaries are not installed.
-    fn start() -> Option<Pg> {
+    pub(crate) fn start() -> Option<Pg> {
         Pg::start_with(|_| String::new())
     }
 
     /// [`Pg::start`] with more server options, made from the cluster's folder before it starts
     /// (files there belong to the server's user).
-    fn start_with(extra: impl FnOnce(&Path) -> String) -> Option<Pg> {
+    pub(crate) fn start_with(extra: impl FnOnce(&Path) -> String) -> Option<Pg> {
         if !hb_testkit::require(
             Path::new(PG_BIN).join("initdb").exists(),
             "PostgreSQL 15 is not installed (apt-get install postgresql)",
@@ -94,7 +94,7 @@ impl Pg {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn start_again(&self) {
+    pub(crate) fn start_again(&self) {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off {}",
             self.port,
@@ -117,7 +117,7 @@ impl Pg {
         );
     }
 
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.as_owner(
             "pg_ctl",
             &[
@@ -142,13 +142,13 @@ impl Pg {
     }
 
     /// `psql` as the superuser over the private socket; the rows, `|`-separated.
-    fn psql(&self, db: &str, sql: &str) -> String {
+    pub(crate) fn psql(&self, db: &str, sql: &str) -> String {
         self.try_psql(db, sql)
             .unwrap_or_else(|e| panic!("psql {sql}: {e}"))
     }
 
     /// [`Pg::psql`], or its error (a table the agent has not created yet, the server down).
-    fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
+    pub(crate) fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
         let out = Command::new(Path::new(PG_BIN).join("psql"))
             .args(["-h", &self.dir.path().display().to_string()])
             .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
@@ -162,13 +162,23 @@ impl Pg {
         }
     }
 
-    fn url(&self, password: &str) -> String {
-        format!("postgres://hb:{password}@127.0.0.1:{}/fleet", self.port)
+    pub(crate) fn url(&self, password: &str) -> String {
+        self.url_as("hb", password)
+    }
+
+    /// The fleet database's URL for another role.
+    pub(crate) fn url_as(&self, role: &str, password: &str) -> String {
+        format!("postgres://{role}:{password}@127.0.0.1:{}/fleet", self.port)
+    }
+
+    /// The server's log so far.
+    pub(crate) fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// The ids of `host`'s cycles in the fleet database, by journal position.
     /// Empty while the agent has not created the tables yet or the server is down.
-    fn cycle_ids(&self, host: &str) -> Vec<String> {
+    pub(crate) fn cycle_ids(&self, host: &str) -> Vec<String> {
         let rows = self
             .try_psql(
                 "fleet",
@@ -215,13 +225,13 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
 
 /// Local cycle ids, in write order (none while the agent has not created its tables).
-fn local_ids(db: &Path) -> Vec<String> {
+pub(crate) fn local_ids(db: &Path) -> Vec<String> {
     if !db.exists() {
         return Vec::new();
     }
@@ -236,7 +246,7 @@ fn local_ids(db: &Path) -> Vec<String> {
 }
 
 /// An agent of `host` shipping to `url`, checking two services of `target`.
-fn fleet_agent(db: &Path, host: &str, url: &str, target: &Server) -> Command {
+pub(crate) fn fleet_agent(db: &Path, host: &str, url: &str, target: &Server) -> Command {
     let mut cmd = agent_cmd(
         db,
         "0.5",
@@ -250,7 +260,13 @@ fn fleet_agent(db: &Path, host: &str, url: &str, target: &Server) -> Command {
 
 /// Waits until the fleet database holds exactly the local journal of `host` (while the agent
 /// keeps writing, that moment comes between two cycles).
-async fn wait_caught_up(pg: &Pg, host: &str, db: &Path, at_least: usize, within: Duration) {
+pub(crate) async fn wait_caught_up(
+    pg: &Pg,
+    host: &str,
+    db: &Path,
+    at_least: usize,
+    within: Duration,
+) {
     wait_for(&format!("{host} caught up"), within, || {
         let local = local_ids(db);
         local.len() >= at_least && pg.cycle_ids(host) == local
@@ -295,7 +311,7 @@ async fn three_agents_ship_every_cycle_once_in_order() {
     }
     assert_eq!(
         pg.psql("fleet", "SELECT count(*) FROM heartbeat_migrations"),
-        "2"
+        "3"
     );
     assert_rollups_exact(&pg);
     assert_eq!(

@@ -9,6 +9,7 @@ mod dashboard;
 mod demo;
 mod dispatch;
 mod fleet;
+mod fleet_dashboard;
 mod full_disk;
 mod healthcheck;
 mod limits;
