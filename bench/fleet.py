@@ -34,7 +34,7 @@ def as_owner(args):
 
 
 class Cluster:
-    def __init__(self):
+    def __init__(self, options="-c max_connections=200"):
         self.dir = tempfile.mkdtemp(prefix="hb-fleet-bench-")
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
@@ -47,8 +47,8 @@ class Cluster:
         as_owner([f"{PG}/initdb", "-D", self.data, "-U", "postgres", "--auth-local=trust",
                   "--auth-host=scram-sha-256"])
         as_owner([f"{PG}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w",
-                  "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
-                        "-c max_connections=200", "start"])
+                  "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} {options}",
+                  "start"])
         self.psql("postgres", "CREATE ROLE hb LOGIN PASSWORD 'bench'")
         self.psql("postgres", "CREATE DATABASE fleet OWNER hb")
         self.url = f"postgres://hb:bench@127.0.0.1:{self.port}/fleet?sslmode=disable"

@@ -162,6 +162,26 @@ impl Pg {
         }
     }
 
+    /// Runs the psql script `file` as the superuser in `db`, with `-v name=value` variables.
+    pub(crate) fn psql_file(&self, db: &str, file: &Path, vars: &[(&str, &str)]) -> String {
+        let mut cmd = Command::new(Path::new(PG_BIN).join("psql"));
+        cmd.args(["-h", &self.dir.path().display().to_string()])
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f"])
+            .arg(file);
+        for (k, v) in vars {
+            cmd.arg("-v").arg(format!("{k}={v}"));
+        }
+        let out = cmd.output().expect("psql");
+        assert!(
+            out.status.success(),
+            "psql -f {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     pub(crate) fn url(&self, password: &str) -> String {
         self.url_as("hb", password)
     }

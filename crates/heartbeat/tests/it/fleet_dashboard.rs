@@ -13,19 +13,19 @@ use crate::agent::{agent_cmd, db_in};
 use crate::common::{LoggedAgent, Server, ServerProcess, heartbeat, wait_for};
 use crate::fleet::{PASSWORD, Pg, free_port, local_ids, wait_caught_up};
 
+const AGENT_PASSWORD: &str = "agent-pa55-fleet";
 const READER_PASSWORD: &str = "read-0nly-pw";
 
-/// A role with `SELECT` and nothing else on every table the agents create (as the README
-/// shows).
-fn create_reader(pg: &Pg) {
-    pg.psql(
+/// The roles the README and the compose file set up (`deploy/fleet/initdb/heartbeat-roles.psql`):
+/// `heartbeat_agent` owning the database, `heartbeat_reader` with `SELECT` and nothing else on
+/// every table the agents create.
+fn create_roles(pg: &Pg) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/fleet/initdb/heartbeat-roles.psql");
+    pg.psql_file(
         "fleet",
-        &format!(
-            "CREATE ROLE reader LOGIN PASSWORD '{READER_PASSWORD}'; \
-             GRANT CONNECT ON DATABASE fleet TO reader; \
-             GRANT USAGE ON SCHEMA public TO reader; \
-             ALTER DEFAULT PRIVILEGES FOR ROLE hb IN SCHEMA public GRANT SELECT ON TABLES TO reader;"
-        ),
+        &script,
+        &[("agent_pw", AGENT_PASSWORD), ("reader_pw", READER_PASSWORD)],
     );
 }
 
@@ -82,11 +82,11 @@ async fn each_host_answers_as_its_own_dashboard_for_every_range() {
     let Some(pg) = Pg::start_with(|_| "-c log_statement=all -c log_line_prefix=%a:".into()) else {
         return;
     };
-    create_reader(&pg);
+    create_roles(&pg);
     let ok = Server::start(200).await;
     let failing = Server::start(503).await;
     let closed = format!("http://127.0.0.1:{}/", free_port());
-    let url = pg.url(PASSWORD);
+    let url = pg.url_as("heartbeat_agent", AGENT_PASSWORD);
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
     let hosts = ["web-1", "db.internal", "home_server"];
     let services: [Vec<(&str, String)>; 3] = [
@@ -129,7 +129,7 @@ async fn each_host_answers_as_its_own_dashboard_for_every_range() {
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
-    let fleet = fleet_dashboard(&pg.url_as("reader", READER_PASSWORD));
+    let fleet = fleet_dashboard(&pg.url_as("heartbeat_reader", READER_PASSWORD));
     let own: Vec<ServerProcess> = dirs.iter().map(|d| host_dashboard(&db_in(d))).collect();
     let _ = rustls::crypto::ring::default_provider().install_default();
 
