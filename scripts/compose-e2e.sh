@@ -90,4 +90,9 @@ mounts=$($docker inspect heartbeat-dashboard-dev --format '{{range .Mounts}}{{.D
 echo "dashboard mounts: $mounts"
 case "$mounts" in *"/data:false"*) ;; *) echo "the dashboard's /data is not read-only" >&2; exit 1;; esac
 
+log "the fleet's central host: docker-compose.fleet.yml is valid with its example settings"
+# (Not started here: its postgres:15 image needs a registry. The roles it creates are the ones
+# the fleet tests make with deploy/fleet/initdb/heartbeat-roles.psql.)
+docker-compose --env-file .env.fleet.example -f docker-compose.fleet.yml config -q
+
 log "ok ($(cat "$work/image-size.txt"))"
