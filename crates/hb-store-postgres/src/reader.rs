@@ -670,9 +670,11 @@ impl Snapshot for HostSnapshot<'_> {
             let checks = self
                 .tx
                 .query(
-                    "SELECT service_name, service_url, status, status_code, latency_ms, \
-                            error_message \
-                     FROM service_checks WHERE cycle_id = $1 ORDER BY id",
+                    "SELECT s.service_name, s.service_url, s.status, s.status_code, \
+                            s.latency_ms, s.error_message, c.expires_ms \
+                     FROM service_checks s LEFT JOIN service_certificates c \
+                          ON c.host = s.host AND c.service_name = s.service_name \
+                     WHERE s.cycle_id = $1 ORDER BY s.id",
                     &[&id],
                 )
                 .await?
@@ -684,8 +686,7 @@ impl Snapshot for HostSnapshot<'_> {
                     status_code: c.get(3),
                     latency_ms: c.get(4),
                     error_message: c.get(5),
-                    // Certificates are not shipped to the fleet database.
-                    cert_expires_ms: None,
+                    cert_expires_ms: c.get(6),
                 })
                 .collect();
             Ok(Some(LatestCycle {

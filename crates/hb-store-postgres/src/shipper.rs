@@ -188,6 +188,7 @@ async fn ship_while_connected(
             cycles: batch.cycles,
             alerts,
             newest: batch.newest,
+            certificates: batch.certificates,
         };
         let now_ms = now_ms();
         if let Err(e) = sink.ship(&settings.host, &shipping, &next, now_ms).await {

@@ -177,6 +177,13 @@ const UPSERT_ALERTS: &str = "INSERT INTO alerts (host, uid, seq, created_at, cre
        delivered_at = excluded.delivered_at, last_error = excluded.last_error, \
        delivery_state = excluded.delivery_state, redelivered_at = excluded.redelivered_at";
 
+// Rewritten only when they changed (a row per https service, sent with every batch).
+const UPSERT_CERTIFICATES: &str = "INSERT INTO service_certificates AS c (host, service_name, \
+     expires_ms, checked_ms) SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::bigint[]) \
+     ON CONFLICT (host, service_name) DO UPDATE SET expires_ms = excluded.expires_ms, \
+     checked_ms = excluded.checked_ms \
+     WHERE (c.expires_ms, c.checked_ms) IS DISTINCT FROM (excluded.expires_ms, excluded.checked_ms)";
+
 const SAVE_POSITION: &str = "UPDATE hosts SET cycle_seq = $2, cycle_id = $3, alert_seq = $4, \
      shipped_ms = $5 WHERE name = $1";
 
@@ -414,6 +421,17 @@ impl Sink {
                     &state,
                     &late,
                 ],
+            )
+            .await?;
+        }
+        if !batch.certificates.is_empty() {
+            let c = &batch.certificates;
+            let name: Vec<&str> = c.iter().map(|c| c.service_name.as_str()).collect();
+            let expires: Vec<i64> = c.iter().map(|c| c.expires_ms).collect();
+            let checked: Vec<i64> = c.iter().map(|c| c.checked_ms).collect();
+            tx.execute(
+                UPSERT_CERTIFICATES,
+                &[&host.name, &name, &expires, &checked],
             )
             .await?;
         }

@@ -221,11 +221,28 @@ fn read_batch(
         .prepare_cached("SELECT rowid, ts_ms FROM monitoring_cycles ORDER BY rowid DESC LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
+    let certificates = if has_table(&tx, "service_certificates")? {
+        tx.prepare_cached(
+            "SELECT service_name, expires_ms, checked_ms FROM service_certificates \
+             ORDER BY service_name",
+        )?
+        .query_map([], |r| {
+            Ok(hb_store::JournalCertificate {
+                service_name: r.get(0)?,
+                expires_ms: r.get(1)?,
+                checked_ms: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
     drop(tx);
     Ok(JournalBatch {
         cycles,
         alerts,
         newest,
+        certificates,
     })
 }
 

@@ -69,6 +69,14 @@ pub struct JournalCursor {
     pub alert_seq: i64,
 }
 
+/// The leaf certificate of a service's newest https answer, as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalCertificate {
+    pub service_name: String,
+    pub expires_ms: i64,
+    pub checked_ms: i64,
+}
+
 /// What one read of the journal returned.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JournalBatch {
@@ -78,6 +86,8 @@ pub struct JournalBatch {
     pub alerts: Vec<JournalAlert>,
     /// The newest cycle in the journal: (seq, ts_ms), for the lag.
     pub newest: Option<(i64, Option<i64>)>,
+    /// Every service's certificate as it is now (one row per https service: few).
+    pub certificates: Vec<JournalCertificate>,
 }
 
 /// The local journal a shipper reads (the agent's SQLite database). Blocking: the shipper calls

@@ -21,7 +21,8 @@ pub use durable::{DurableWriter, PendingOp, WriteReport};
 pub use error::{ErrorKind, StoreError};
 pub use fleet::{FleetStore, HostAlert, HostPick, HostSummary, SEVERITY};
 pub use journal::{
-    JournalAlert, JournalBatch, JournalCheck, JournalCursor, JournalCycle, JournalSource,
+    JournalAlert, JournalBatch, JournalCertificate, JournalCheck, JournalCursor, JournalCycle,
+    JournalSource,
 };
 pub use read::{ReadStore, Snapshot};
 pub use retention::{DAY_MS, Retention};

@@ -119,6 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     cycles: vec![c],
                     alerts: Vec::new(),
                     newest: None,
+                    certificates: Vec::new(),
                 };
                 sink.ship(&host, &batch, &to, now_ms).await?;
             }

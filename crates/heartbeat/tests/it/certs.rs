@@ -41,7 +41,7 @@ pub(crate) fn test_ca() -> TestCa {
 /// An https server on 127.0.0.1 (name `localhost`) whose certificate ends `ends_in` from now.
 /// Answers every request `200` with no body, keeping connections alive. Returns its address
 /// and the certificate's `notAfter` in epoch seconds.
-fn tls_server(ca: &TestCa, ends_in: time::Duration) -> (SocketAddr, i64) {
+pub(crate) fn tls_server(ca: &TestCa, ends_in: time::Duration) -> (SocketAddr, i64) {
     let key = rcgen::KeyPair::generate().expect("leaf key");
     let mut params =
         rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("leaf params");

@@ -45,8 +45,19 @@ fn host_dashboard(db: &Path) -> ServerProcess {
     ServerProcess::spawn(cmd, "dashboard listening")
 }
 
-fn agent(db: &Path, host: &str, fleet: Option<&str>, services: &[(&str, String)]) -> Command {
+/// An agent of `host` checking `services` every 0.5 s, shipping to `fleet` when given, trusting
+/// the test CA in `ca` when given (for https services).
+fn agent(
+    db: &Path,
+    host: &str,
+    fleet: Option<&str>,
+    services: &[(&str, String)],
+    ca: Option<&Path>,
+) -> Command {
     let mut cmd = agent_cmd(db, "0.5", services);
+    if let Some(ca) = ca {
+        cmd.env("SSL_CERT_FILE", ca);
+    }
     if let Some(url) = fleet {
         cmd.env("FLEET_DATABASE_URL", url).env("HOST_NAME", host);
     }
@@ -84,21 +95,45 @@ async fn each_host_answers_as_its_own_dashboard_for_every_range() {
     };
     create_roles(&pg);
     let ok = Server::start(200).await;
+    // An https service, so the certificate's keys are compared too.
+    let ca = crate::certs::test_ca();
+    let (secure, _) = crate::certs::tls_server(&ca, time::Duration::days(40));
+    let ca_dir = tempfile::tempdir().expect("tmp");
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).expect("write CA");
     let failing = Server::start(503).await;
     let closed = format!("http://127.0.0.1:{}/", free_port());
     let url = pg.url_as("heartbeat_agent", AGENT_PASSWORD);
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
     let hosts = ["web-1", "db.internal", "home_server"];
     let services: [Vec<(&str, String)>; 3] = [
-        vec![("web", ok.url("/web")), ("api", ok.url("/api"))],
+        vec![
+            ("web", ok.url("/web")),
+            ("api", ok.url("/api")),
+            ("secure", format!("https://localhost:{}/", secure.port())),
+        ],
         vec![("db", ok.url("/db")), ("broken", failing.url("/x"))],
         vec![("nas", ok.url("/nas")), ("gone", closed.clone())],
     ];
     let mut agents: Vec<LoggedAgent> = (0..2)
-        .map(|i| LoggedAgent::spawn(agent(&db_in(&dirs[i]), hosts[i], Some(&url), &services[i])))
+        .map(|i| {
+            LoggedAgent::spawn(agent(
+                &db_in(&dirs[i]),
+                hosts[i],
+                Some(&url),
+                &services[i],
+                Some(&ca_file),
+            ))
+        })
         .collect();
     // The third host runs a while without shipping, then ships its backlog and catches up.
-    let lagging = LoggedAgent::spawn(agent(&db_in(&dirs[2]), hosts[2], None, &services[2]));
+    let lagging = LoggedAgent::spawn(agent(
+        &db_in(&dirs[2]),
+        hosts[2],
+        None,
+        &services[2],
+        Some(&ca_file),
+    ));
     wait_for("a local backlog", Duration::from_secs(30), || {
         local_ids(&db_in(&dirs[2])).len() >= 12
     })
@@ -111,6 +146,7 @@ async fn each_host_answers_as_its_own_dashboard_for_every_range() {
         hosts[2],
         Some(&url),
         &services[2],
+        Some(&ca_file),
     )));
     for (host, dir) in hosts.iter().zip(&dirs) {
         wait_caught_up(&pg, host, &db_in(dir), backlog + 4, Duration::from_secs(60)).await;
@@ -164,6 +200,17 @@ async fn each_host_answers_as_its_own_dashboard_for_every_range() {
         assert_eq!(Value::Array(theirs), local["alerts"], "{host}: alerts");
     }
 
+    // The certificate came along (so the comparison above covered its keys).
+    let (_, live) = get(&fleet.url("/api/live?range=live&host=web-1")).await;
+    let secure = live["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "secure"))
+        .cloned()
+        .expect("the https service");
+    assert_eq!(secure["status"], "healthy", "{secure}");
+    let days = secure["cert_days_left"].as_i64().expect("days left");
+    assert!((39..=40).contains(&days), "{secure}");
+
     // The hosts at a glance.
     let (status, listed) = get(&fleet.url("/api/hosts")).await;
     assert_eq!(status, 200, "{listed}");
@@ -185,7 +232,7 @@ async fn each_host_answers_as_its_own_dashboard_for_every_range() {
             .expect("host")
     };
     assert_eq!(by_name("web-1")["worst_status"], "healthy");
-    assert_eq!(by_name("web-1")["services"]["healthy"], 2);
+    assert_eq!(by_name("web-1")["services"]["healthy"], 3);
     assert_eq!(by_name("db.internal")["worst_status"], "error");
     assert_eq!(by_name("home_server")["worst_status"], "down");
     assert_eq!(by_name("home_server")["services"]["total"], 2);
@@ -318,6 +365,7 @@ async fn a_stopped_agent_is_stale_within_one_poll() {
                 h,
                 Some(&url),
                 &[("web", target.url("/web"))],
+                None,
             ))
         })
         .collect();
