@@ -3,7 +3,9 @@
 127.0.0.1 and, side by side, the single-host dashboard on SQLite.
 
 1. A 30-day, 20-service, 10 s database is made with the real writer (`heartbeat gen-db`); the
-   single-host dashboard serves it.
+   single-host dashboard serves it. Its history ends --ends-in seconds after the start (default
+   40 minutes), so that when the measurements begin, after the load, the newest minutes still
+   hold cycles (a newest cycle a little in the future changes no read).
 2. A real agent migrates an empty fleet database. The SQLite database's rows are loaded into it
    as host-000 as retention keeps them (rollups: minute blocks for 2 days, six-minute, hour and
    day blocks for the whole 30 days; raw cycles and checks for the newest --raw-days days, see
@@ -133,6 +135,11 @@ def load(pg, db, hosts, raw_days):
             "SELECT tier_s, start_s, service_name, n, healthy, error, timeout, down, unknown, "
             f"lat_n, lat_sum, lat_min, lat_max, hist FROM rollup_services WHERE {keep}",
             (minute_from,))))
+    # The fleet's own totals per cycle block (the overview's sparkline), as the agents fold them.
+    pg.psql("fleet", "UPDATE rollup_cycles c SET checks = s.n, healthy_checks = s.healthy FROM "
+                     "(SELECT tier_s, start_s, sum(n) AS n, sum(healthy) AS healthy FROM "
+                     f"rollup_services WHERE host = '{h}' GROUP BY 1, 2) s WHERE c.host = '{h}' "
+                     "AND c.tier_s = s.tier_s AND c.start_s = s.start_s")
     # The other hosts: the same rows under their names (cycle ids made unique).
     g = f"generate_series(1, {hosts - 1}) g"
     name = "format('host-%s', lpad(g::text, 3, '0'))"
@@ -162,16 +169,23 @@ def load(pg, db, hosts, raw_days):
                                   / 2**20)}
 
 
-def dashboard(env_extra):
-    env = {"PATH": os.environ["PATH"], "RUST_LOG": "warn", "LOG_FORMAT": "json",
+def dashboard(env_extra, log):
+    """Starts a dashboard logging to the file `log`; its process and address."""
+    env = {"PATH": os.environ["PATH"], "RUST_LOG": "info", "LOG_FORMAT": "json",
            "TZ": "UTC", **env_extra}
-    p = subprocess.Popen([HEARTBEAT, "dashboard", "--bind", "127.0.0.1:0"], env=env,
-                         stderr=subprocess.PIPE, text=True)
-    for line in p.stderr:
-        m = re.search(r'"addr":"([^"]+)"', line)
-        if m and "dashboard listening" in line:
-            return p, m.group(1)
-    raise SystemExit("dashboard did not start")
+    with open(log, "w") as out:
+        p = subprocess.Popen([HEARTBEAT, "dashboard", "--bind", "127.0.0.1:0"], env=env,
+                             stderr=out)
+    for _ in range(300):
+        with open(log) as f:
+            for line in f:
+                m = re.search(r'"addr":"([^"]+)"', line)
+                if m and "dashboard listening" in line:
+                    return p, m.group(1)
+        if p.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise SystemExit(f"dashboard did not start: {open(log).read()}")
 
 
 def timed(addr, path, runs):
@@ -214,27 +228,39 @@ def main():
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--raw-days", type=int, default=1)
     p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--ends-in", type=int, default=2400,
+                   help="seconds after the start that the generated history ends")
     p.add_argument("--db", help="an existing gen-db database to use")
+    p.add_argument("--url", help="a fleet database loaded by an earlier run (with --db): "
+                                 "measure only")
     args = p.parse_args()
     work = tempfile.mkdtemp(prefix="hb-fleet-dash-bench-")
     db = args.db or os.path.join(work, "single.db")
     if not args.db:
         t = time.monotonic()
+        # Ending in the future: loading takes minutes, and the `live` range must still find
+        # the raw rows of its five minutes when it is measured.
         subprocess.run([HEARTBEAT, "gen-db", "--path", db, "--days", str(args.days),
-                        "--services", str(args.services), "--interval", "10"], check=True,
+                        "--services", str(args.services), "--interval", "10",
+                        "--ends-in", str(args.ends_in)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(json.dumps({"gen_db_s": round(time.monotonic() - t, 1)}), flush=True)
-    pg = Cluster("-c max_connections=50 -c fsync=off -c synchronous_commit=off "
-                 "-c full_page_writes=off -c max_wal_size=8GB -c shared_buffers=256MB")
+    pg = None
+    url = args.url
+    if not url:
+        pg = Cluster("-c max_connections=50 -c fsync=off -c synchronous_commit=off "
+                     "-c full_page_writes=off -c max_wal_size=8GB -c shared_buffers=256MB")
+        url = pg.url
     fleet = single = None
     try:
-        migrate(pg, work)
-        t = time.monotonic()
-        loaded = load(pg, db, args.hosts, args.raw_days)
-        loaded["load_s"] = round(time.monotonic() - t, 1)
-        print(json.dumps({"loaded": loaded}), flush=True)
-        fleet, fleet_addr = dashboard({"FLEET_DATABASE_URL": pg.url})
-        single, single_addr = dashboard({"SQLITE_DB_PATH": db})
+        if pg:
+            migrate(pg, work)
+            t = time.monotonic()
+            loaded = load(pg, db, args.hosts, args.raw_days)
+            loaded["load_s"] = round(time.monotonic() - t, 1)
+            print(json.dumps({"loaded": loaded}), flush=True)
+        fleet, fleet_addr = dashboard({"FLEET_DATABASE_URL": url}, os.path.join(work, "fleet.log"))
+        single, single_addr = dashboard({"SQLITE_DB_PATH": db}, os.path.join(work, "single.log"))
         host = f"host-{args.hosts // 2:03d}"
         result = {"hosts": timed(fleet_addr, "/api/hosts", args.runs)}
         for r in RANGES:
@@ -255,7 +281,8 @@ def main():
             if d:
                 d.terminate()
                 d.wait()
-        pg.stop()
+        if pg:
+            pg.stop()
         if not args.db:
             os.remove(db)
 

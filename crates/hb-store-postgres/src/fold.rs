@@ -2,13 +2,15 @@
 //! aggregates: each block is read, merged one cycle at a time in journal order, and written
 //! back. That is exactly what the agent's own SQLite writer does per cycle, so a block holds the
 //! same numbers (to the last bit of every float sum, and the same latency histogram) on both
-//! engines, and the fleet dashboard answers as the host's own dashboard does.
+//! engines, and the fleet dashboard answers as the host's own dashboard does. A cycle block
+//! also carries its checks and healthy checks over every service (`checks`,
+//! `healthy_checks`), for the overview's sparkline of every host.
 
 use std::collections::BTreeMap;
 
 use hb_core::aggregate::{Counts, CycleAcc, ServiceAcc, Stat, TIERS_S, stored_status};
 use hb_store::JournalCycle;
-use tokio_postgres::Transaction;
+use tokio_postgres::{Row, Transaction};
 
 use crate::FleetError;
 
@@ -29,16 +31,18 @@ const LOAD_SERVICES: &str = "SELECT r.tier_s, r.start_s, r.service_name, r.n, r.
 
 const SAVE_CYCLES: &str = "INSERT INTO rollup_cycles (host, tier_s, start_s, n, cpu_sum, \
      ram_sum, disk_sum, dur_n, dur_sum, dur_min, dur_max, ping_n, ping_sum, ping_min, ping_max, \
-     inet_up, workers) \
+     inet_up, workers, checks, healthy_checks) \
      SELECT $1, * FROM UNNEST($2::int[], $3::bigint[], $4::bigint[], $5::float8[], $6::float8[], \
        $7::float8[], $8::bigint[], $9::float8[], $10::float8[], $11::float8[], $12::bigint[], \
-       $13::float8[], $14::float8[], $15::float8[], $16::bigint[], $17::bytea[]) \
+       $13::float8[], $14::float8[], $15::float8[], $16::bigint[], $17::bytea[], $18::bigint[], \
+       $19::bigint[]) \
      ON CONFLICT (host, tier_s, start_s) DO UPDATE SET n = excluded.n, \
        cpu_sum = excluded.cpu_sum, ram_sum = excluded.ram_sum, disk_sum = excluded.disk_sum, \
        dur_n = excluded.dur_n, dur_sum = excluded.dur_sum, dur_min = excluded.dur_min, \
        dur_max = excluded.dur_max, ping_n = excluded.ping_n, ping_sum = excluded.ping_sum, \
        ping_min = excluded.ping_min, ping_max = excluded.ping_max, inet_up = excluded.inet_up, \
-       workers = excluded.workers";
+       workers = excluded.workers, checks = excluded.checks, \
+       healthy_checks = excluded.healthy_checks";
 
 const SAVE_SERVICES: &str = "INSERT INTO rollup_services (host, tier_s, start_s, service_name, \
      n, healthy, error, timeout, down, unknown, lat_n, lat_sum, lat_min, lat_max, hist) \
@@ -55,13 +59,37 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn unsigned(n: i64) -> u64 {
+pub(crate) fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
 /// A stat's stored columns, as the SQLite store keeps them (`min`/`max` NULL without samples).
 fn stat_cols(s: &Stat) -> (i64, f64, Option<f64>, Option<f64>) {
     (count(s.n), s.sum, s.min_opt(), s.max_opt())
+}
+
+/// A `rollup_cycles` block from its columns `n` to `workers`, starting at column `at`.
+pub(crate) fn cycle_block(r: &Row, at: usize) -> CycleAcc {
+    CycleAcc {
+        n: unsigned(r.get(at)),
+        cpu_sum: r.get(at + 1),
+        ram_sum: r.get(at + 2),
+        disk_sum: r.get(at + 3),
+        duration: Stat::from_columns(r.get(at + 4), r.get(at + 5), r.get(at + 6), r.get(at + 7)),
+        ping: Stat::from_columns(r.get(at + 8), r.get(at + 9), r.get(at + 10), r.get(at + 11)),
+        inet_up: unsigned(r.get(at + 12)),
+        workers: Counts::decode(r.get::<_, &[u8]>(at + 13)),
+    }
+}
+
+/// A `rollup_services` block from its columns `n` to `hist`, starting at column `at`.
+pub(crate) fn service_block(r: &Row, at: usize) -> ServiceAcc {
+    ServiceAcc {
+        n: unsigned(r.get(at)),
+        statuses: [1, 2, 3, 4, 5].map(|i| unsigned(r.get(at + i))),
+        latency: Stat::from_columns(r.get(at + 6), r.get(at + 7), r.get(at + 8), r.get(at + 9)),
+        hist: Counts::decode(r.get::<_, &[u8]>(at + 10)),
+    }
 }
 
 /// One cycle's contribution, as the agent's writer builds it.
@@ -111,27 +139,11 @@ pub(crate) async fn fold(
 
     let mut blocks: BTreeMap<Block, CycleAcc> = BTreeMap::new();
     for r in tx.query(LOAD_CYCLES, &[&host, &tiers, &starts]).await? {
-        let acc = CycleAcc {
-            n: unsigned(r.get(2)),
-            cpu_sum: r.get(3),
-            ram_sum: r.get(4),
-            disk_sum: r.get(5),
-            duration: Stat::from_columns(r.get(6), r.get(7), r.get(8), r.get(9)),
-            ping: Stat::from_columns(r.get(10), r.get(11), r.get(12), r.get(13)),
-            inet_up: unsigned(r.get(14)),
-            workers: Counts::decode(r.get::<_, &[u8]>(15)),
-        };
-        blocks.insert((r.get(0), r.get(1)), acc);
+        blocks.insert((r.get(0), r.get(1)), cycle_block(&r, 2));
     }
     let mut services: BTreeMap<(i32, i64, String), ServiceAcc> = BTreeMap::new();
     for r in tx.query(LOAD_SERVICES, &[&host, &tiers, &starts]).await? {
-        let acc = ServiceAcc {
-            n: unsigned(r.get(3)),
-            statuses: [4, 5, 6, 7, 8].map(|i| unsigned(r.get(i))),
-            latency: Stat::from_columns(r.get(9), r.get(10), r.get(11), r.get(12)),
-            hist: Counts::decode(r.get::<_, &[u8]>(13)),
-        };
-        services.insert((r.get(0), r.get(1), r.get(2)), acc);
+        services.insert((r.get(0), r.get(1), r.get(2)), service_block(&r, 3));
     }
 
     for (cycle, at_s) in &placed {
@@ -159,7 +171,14 @@ pub(crate) async fn fold(
             }
         }
     }
-    save_cycles(tx, host, &blocks).await?;
+    // Every service of a touched block was loaded, so these are its whole totals.
+    let mut checks: BTreeMap<Block, (u64, u64)> = BTreeMap::new();
+    for ((tier, start, _), acc) in &services {
+        let t = checks.entry((*tier, *start)).or_default();
+        t.0 += acc.n;
+        t.1 += acc.healthy();
+    }
+    save_cycles(tx, host, &blocks, &checks).await?;
     save_services(tx, host, &services).await
 }
 
@@ -167,6 +186,7 @@ async fn save_cycles(
     tx: &Transaction<'_>,
     host: &str,
     blocks: &BTreeMap<Block, CycleAcc>,
+    checks: &BTreeMap<Block, (u64, u64)>,
 ) -> Result<(), FleetError> {
     let tier: Vec<i32> = blocks.keys().map(|k| k.0).collect();
     let start: Vec<i64> = blocks.keys().map(|k| k.1).collect();
@@ -179,6 +199,10 @@ async fn save_cycles(
     let p: Vec<_> = a.iter().map(|c| stat_cols(&c.ping)).collect();
     let inet: Vec<i64> = a.iter().map(|c| count(c.inet_up)).collect();
     let workers: Vec<Vec<u8>> = a.iter().map(|c| c.workers.encode()).collect();
+    let totals: Vec<(u64, u64)> = blocks
+        .keys()
+        .map(|k| checks.get(k).copied().unwrap_or_default())
+        .collect();
     tx.execute(
         SAVE_CYCLES,
         &[
@@ -199,6 +223,8 @@ async fn save_cycles(
             &p.iter().map(|s| s.3).collect::<Vec<_>>(),
             &inet,
             &workers,
+            &totals.iter().map(|t| count(t.0)).collect::<Vec<_>>(),
+            &totals.iter().map(|t| count(t.1)).collect::<Vec<_>>(),
         ],
     )
     .await?;

@@ -8,19 +8,21 @@
 //! driver is async: each call runs the driver's future on the runtime of the calling thread
 //! (a blocking thread of the dashboard's runtime), where the sessions' drivers run too.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hb_core::aggregate::{
-    Counts, CycleAcc, ServiceAcc, Stat, bucket_index, status_index, stored_status, tier_ranges,
-};
+use hb_core::aggregate::{bucket_index, status_index, stored_status, tier_ranges};
 use hb_store::{
     AlertRow, BucketAcc, CheckRow, ErrorKind, FleetStore, HostAlert, HostPick, HostSummary,
     IncidentRow, LatestCycle, ReadStore, Snapshot, Source, StoreError, StoreInfo, Window,
 };
 use tokio::runtime::Handle;
-use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, IsolationLevel, Row, Statement, Transaction};
 
+use crate::fold::{cycle_block, service_block};
 use crate::sink::{Session, open};
 use crate::{FleetError, schema};
 
@@ -35,7 +37,62 @@ const SPARK_BLOCKS: i64 = 10;
 pub struct FleetReader {
     url: String,
     shown: String,
-    idle: Mutex<Vec<Session>>,
+    idle: Mutex<Vec<Pooled>>,
+}
+
+/// A session and the statements prepared on it so far.
+struct Pooled {
+    session: Session,
+    prepared: RefCell<HashMap<String, Statement>>,
+}
+
+/// A transaction whose statements are prepared once per session and reused afterwards: each
+/// later query saves a parse and a round trip.
+struct Tx<'a> {
+    tx: &'a Transaction<'a>,
+    prepared: &'a RefCell<HashMap<String, Statement>>,
+}
+
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+impl Tx<'_> {
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(st) = self.prepared.borrow().get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.tx.prepare(sql).await?;
+        self.prepared
+            .borrow_mut()
+            .insert(sql.to_owned(), st.clone());
+        Ok(st)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let st = self.statement(sql).await?;
+        self.tx.query(&st, params).await
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let st = self.statement(sql).await?;
+        self.tx.query_opt(&st, params).await
+    }
+
+    async fn query_one(
+        &self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Row, tokio_postgres::Error> {
+        let st = self.statement(sql).await?;
+        self.tx.query_one(&st, params).await
+    }
 }
 
 impl FleetReader {
@@ -49,11 +106,11 @@ impl FleetReader {
         }
     }
 
-    fn session(&self, runtime: &Handle) -> Result<Session, StoreError> {
-        if let Some(s) = self.idle.lock().ok().and_then(|mut idle| idle.pop())
-            && !s.client.is_closed()
+    fn session(&self, runtime: &Handle) -> Result<Pooled, StoreError> {
+        if let Some(p) = self.idle.lock().ok().and_then(|mut idle| idle.pop())
+            && !p.session.client.is_closed()
         {
-            return Ok(s);
+            return Ok(p);
         }
         runtime.block_on(async {
             let session = open(&self.url, "heartbeat dashboard", CONNECT_TIMEOUT)
@@ -65,11 +122,14 @@ impl FleetReader {
                 .await
                 .map_err(|e| read_error(e, &self.shown))?;
             check_schema(&session.client, &self.shown).await?;
-            Ok(session)
+            Ok(Pooled {
+                session,
+                prepared: RefCell::new(HashMap::new()),
+            })
         })
     }
 
-    fn give_back(&self, session: Session) {
+    fn give_back(&self, session: Pooled) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < POOL
         {
@@ -81,17 +141,18 @@ impl FleetReader {
     /// after a failure).
     fn transaction<T>(
         &self,
-        f: impl FnOnce(&Handle, &Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&Handle, &Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let runtime = Handle::try_current().map_err(|_| {
             StoreError::new(ErrorKind::Broken, "the fleet reader runs outside a runtime")
         })?;
-        let mut session = self.session(&runtime)?;
+        let mut pooled = self.session(&runtime)?;
         let shown = self.shown.clone();
         let out = (|| {
             let tx = runtime
                 .block_on(
-                    session
+                    pooled
+                        .session
                         .client
                         .build_transaction()
                         .isolation_level(IsolationLevel::RepeatableRead)
@@ -99,14 +160,20 @@ impl FleetReader {
                         .start(),
                 )
                 .map_err(|e| read_error(e, &shown))?;
-            let out = f(&runtime, &tx)?;
+            let out = f(
+                &runtime,
+                &Tx {
+                    tx: &tx,
+                    prepared: &pooled.prepared,
+                },
+            )?;
             runtime
                 .block_on(tx.commit())
                 .map_err(|e| read_error(e, &shown))?;
             Ok(out)
         })();
         if out.is_ok() {
-            self.give_back(session);
+            self.give_back(pooled);
         }
         out
     }
@@ -279,7 +346,7 @@ impl FleetStore for FleetReader {
 
 /// The host to read: the named one, or the fleet's only one.
 async fn pick(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     host: Option<&str>,
 ) -> Result<Result<(String, i64), HostPick>, tokio_postgres::Error> {
     if let Some(name) = host {
@@ -309,10 +376,7 @@ async fn pick(
     Ok(Err(HostPick::Ambiguous(usize::try_from(n).unwrap_or(0))))
 }
 
-async fn hosts(
-    tx: &Transaction<'_>,
-    now_ms: i64,
-) -> Result<Vec<HostSummary>, tokio_postgres::Error> {
+async fn hosts(tx: &Tx<'_>, now_ms: i64) -> Result<Vec<HostSummary>, tokio_postgres::Error> {
     let rows = tx
         .query(
             "SELECT h.name, h.interval_seconds, h.shipped_ms, c.id, c.ts_ms, c.timestamp_lima, \
@@ -362,9 +426,8 @@ async fn hosts(
     let tier = SPARK_TIER_S as i32;
     let blocks = tx
         .query(
-            "SELECT host, start_s, sum(n)::bigint, sum(healthy)::bigint FROM rollup_services \
-             WHERE host = ANY($1) AND tier_s = $2 AND start_s >= $3 AND start_s <= $4 \
-             GROUP BY 1, 2",
+            "SELECT host, start_s, checks, healthy_checks FROM rollup_cycles \
+             WHERE host = ANY($1) AND tier_s = $2 AND start_s >= $3 AND start_s <= $4",
             &[&names, &tier, &first, &last],
         )
         .await?;
@@ -410,7 +473,7 @@ fn alert_row(r: &Row, at: usize) -> AlertRow {
 
 /// One host's data inside one transaction.
 struct HostSnapshot<'a> {
-    tx: &'a Transaction<'a>,
+    tx: &'a Tx<'a>,
     runtime: &'a Handle,
     shown: &'a str,
     host: &'a str,
@@ -476,11 +539,7 @@ impl HostSnapshot<'_> {
             let Some(b) = bucket(r.get(0)).and_then(|i| buckets.get_mut(i)) else {
                 continue;
             };
-            let name: &str = r.get(1);
-            if !b.services.contains_key(name) {
-                b.services.insert(name.to_owned(), ServiceAcc::default());
-            }
-            if let Some(acc) = b.services.get_mut(name) {
+            if let Some(acc) = b.service(r.get(1)) {
                 acc.add(stored_status(r.get(2)), r.get(3));
             }
         }
@@ -488,7 +547,10 @@ impl HostSnapshot<'_> {
     }
 
     /// Rollup blocks of `[from_s, to_s)`, each in the bucket of its start, merged in the order
-    /// the SQLite reader merges them (its tier ranges in turn, blocks by start in each).
+    /// the SQLite reader merges them (its tier ranges in turn, blocks by start in each). Each
+    /// range is its own index scan (`LATERAL ... OFFSET 0` keeps the planner from turning many
+    /// ranges into a hash join over all of the host's blocks: 1.3 s instead of 30 ms for `7d`
+    /// on 30 days of 20 services).
     async fn rollups_into(
         &self,
         buckets: &mut [BucketAcc],
@@ -515,28 +577,17 @@ impl HostSnapshot<'_> {
                         r.inet_up, r.workers \
                  FROM UNNEST($2::int[], $3::bigint[], $4::bigint[]) WITH ORDINALITY \
                       AS k(tier, a, b, ord) \
-                 JOIN rollup_cycles r ON r.host = $1 AND r.tier_s = k.tier \
-                      AND r.start_s >= k.a AND r.start_s < k.b \
+                 CROSS JOIN LATERAL (SELECT * FROM rollup_cycles \
+                      WHERE host = $1 AND tier_s = k.tier AND start_s >= k.a AND start_s < k.b \
+                      OFFSET 0) r \
                  ORDER BY k.ord, r.start_s",
                 &[&self.host, &tiers, &froms, &tos],
             )
             .await?;
         for r in &cycles {
-            let Some(b) = idx(r.get(0)).and_then(|i| buckets.get_mut(i)) else {
-                continue;
-            };
-            let acc = CycleAcc {
-                n: unsigned(r.get(1)),
-                cpu_sum: r.get(2),
-                ram_sum: r.get(3),
-                disk_sum: r.get(4),
-                duration: Stat::from_columns(r.get(5), r.get(6), r.get(7), r.get(8)),
-                ping: Stat::from_columns(r.get(9), r.get(10), r.get(11), r.get(12)),
-                inet_up: unsigned(r.get(13)),
-                workers: Counts::default(),
-            };
-            b.cycles.merge(&acc);
-            b.cycles.workers.merge_encoded(r.get::<_, &[u8]>(14));
+            if let Some(b) = idx(r.get(0)).and_then(|i| buckets.get_mut(i)) {
+                b.cycles.merge(&cycle_block(r, 1));
+            }
         }
         let services = self
             .tx
@@ -545,8 +596,9 @@ impl HostSnapshot<'_> {
                         r.unknown, r.lat_n, r.lat_sum, r.lat_min, r.lat_max, r.hist \
                  FROM UNNEST($2::int[], $3::bigint[], $4::bigint[]) WITH ORDINALITY \
                       AS k(tier, a, b, ord) \
-                 JOIN rollup_services r ON r.host = $1 AND r.tier_s = k.tier \
-                      AND r.start_s >= k.a AND r.start_s < k.b \
+                 CROSS JOIN LATERAL (SELECT * FROM rollup_services \
+                      WHERE host = $1 AND tier_s = k.tier AND start_s >= k.a AND start_s < k.b \
+                      OFFSET 0) r \
                  ORDER BY k.ord, r.start_s, r.service_name",
                 &[&self.host, &tiers, &froms, &tos],
             )
@@ -555,24 +607,9 @@ impl HostSnapshot<'_> {
             let Some(b) = idx(r.get(0)).and_then(|i| buckets.get_mut(i)) else {
                 continue;
             };
-            let name: &str = r.get(1);
-            if !b.services.contains_key(name) {
-                b.services.insert(name.to_owned(), ServiceAcc::default());
+            if let Some(acc) = b.service(r.get(1)) {
+                acc.merge(&service_block(r, 2));
             }
-            let Some(acc) = b.services.get_mut(name) else {
-                continue;
-            };
-            acc.n += unsigned(r.get(2));
-            for (k, slot) in acc.statuses.iter_mut().enumerate() {
-                *slot += unsigned(r.get(3 + k));
-            }
-            acc.latency.merge(&Stat::from_columns(
-                r.get(8),
-                r.get(9),
-                r.get(10),
-                r.get(11),
-            ));
-            acc.hist.merge_encoded(r.get::<_, &[u8]>(12));
         }
         Ok(())
     }
@@ -591,8 +628,10 @@ impl HostSnapshot<'_> {
         let end_s = start_s + width_s * count as i64;
         let minute_grid = width_s % 60 == 0 && start_s % 60 == 0;
         let (split_s, older) = if minute_grid {
-            let from_s = (self.rollups_from_ms + 59_999).div_euclid(60_000) * 60;
-            (from_s.clamp(start_s, end_s), Source::Raw)
+            (
+                Source::rollup_split_s(self.rollups_from_ms, start_s, end_s),
+                Source::Raw,
+            )
         } else {
             let oldest: Option<i64> = self
                 .tx
@@ -606,12 +645,8 @@ impl HostSnapshot<'_> {
             let raw_from_s = oldest.map_or(end_s, |ms| ms.div_euclid(60_000) * 60);
             (raw_from_s.clamp(start_s, end_s), Source::Rollup)
         };
-        let newer = if older == Source::Raw {
-            Source::Rollup
-        } else {
-            Source::Raw
-        };
-        for (kind, a, b) in [(older, start_s, split_s), (newer, split_s, end_s)] {
+        let (parts, source) = Source::split(older, start_s, split_s, end_s);
+        for (kind, a, b) in parts {
             if a >= b {
                 continue;
             }
@@ -623,13 +658,6 @@ impl HostSnapshot<'_> {
                     .await?;
             }
         }
-        let source = if split_s == end_s {
-            older
-        } else if split_s == start_s {
-            newer
-        } else {
-            Source::Mixed
-        };
         Ok(Window {
             start_s,
             width_s,
@@ -637,10 +665,6 @@ impl HostSnapshot<'_> {
             source,
         })
     }
-}
-
-fn unsigned(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 impl Snapshot for HostSnapshot<'_> {

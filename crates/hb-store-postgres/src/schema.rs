@@ -138,6 +138,8 @@ CREATE TABLE rollup_services (
 DELETE FROM rollup_services;
 DELETE FROM rollup_cycles;
 ALTER TABLE rollup_cycles ADD COLUMN workers BYTEA NOT NULL DEFAULT '\\x';
+ALTER TABLE rollup_cycles ADD COLUMN checks BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE rollup_cycles ADD COLUMN healthy_checks BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE rollup_services ADD COLUMN hist BYTEA NOT NULL DEFAULT '\\x';
 ALTER TABLE hosts ADD COLUMN rollups_from_ms BIGINT NOT NULL DEFAULT 0;
 UPDATE hosts h SET rollups_from_ms =

@@ -576,11 +576,7 @@ impl Query<'_> {
         let end_s = start_s + width_s * count as i64;
         let minute_grid = width_s % 60 == 0 && start_s % 60 == 0;
         let split_s = match self.schema.rollups_from_ms {
-            Some(from_ms) if minute_grid => {
-                // Rollups hold whole minutes only from the first full minute they cover.
-                let from_s = (from_ms + 59_999).div_euclid(60_000) * 60;
-                from_s.clamp(start_s, end_s)
-            }
+            Some(from_ms) if minute_grid => Source::rollup_split_s(from_ms, start_s, end_s),
             _ => end_s,
         };
         if !minute_grid && self.schema.rollups_from_ms.is_some() {
@@ -598,12 +594,8 @@ impl Query<'_> {
         split_s: i64,
         older: Source,
     ) -> Result<Window, ReadError> {
-        let newer = if older == Source::Raw {
-            Source::Rollup
-        } else {
-            Source::Raw
-        };
-        for (kind, a, b) in [(older, start_s, split_s), (newer, split_s, end_s)] {
+        let (parts, source) = Source::split(older, start_s, split_s, end_s);
+        for (kind, a, b) in parts {
             if a >= b {
                 continue;
             }
@@ -613,13 +605,6 @@ impl Query<'_> {
                 self.rollups_into(&mut buckets, start_s, width_s, a, b)?;
             }
         }
-        let source = if split_s == end_s {
-            older
-        } else if split_s == start_s {
-            newer
-        } else {
-            Source::Mixed
-        };
         Ok(Window {
             start_s,
             width_s,
@@ -953,12 +938,7 @@ impl Query<'_> {
                     Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
                 };
                 let name = text(r, 1)?;
-                if !bucket.services.contains_key(name) {
-                    bucket
-                        .services
-                        .insert(name.to_owned(), ServiceAcc::default());
-                }
-                let Some(acc) = bucket.services.get_mut(name) else {
+                let Some(acc) = bucket.service(name) else {
                     continue;
                 };
                 // Merged in place: no per-row allocation (this loop runs for thousands of rows).

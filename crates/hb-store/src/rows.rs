@@ -93,6 +93,17 @@ pub struct BucketAcc {
     pub services: HashMap<String, ServiceAcc>,
 }
 
+impl BucketAcc {
+    /// The service's aggregate in this bucket, made empty on first use (no allocation when it
+    /// exists: readers call this for thousands of rows).
+    pub fn service(&mut self, name: &str) -> Option<&mut ServiceAcc> {
+        if !self.services.contains_key(name) {
+            self.services.insert(name.to_owned(), ServiceAcc::default());
+        }
+        self.services.get_mut(name)
+    }
+}
+
 /// Which rows answered a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -105,6 +116,38 @@ pub enum Source {
 }
 
 impl Source {
+    /// The parts of a window `[start_s, end_s)` split at `split_s`: `[start_s, split_s)` read
+    /// from `older` rows (raw or rollups), `[split_s, end_s)` from the other kind; and what
+    /// answered the whole (a part left empty does not count). Every backend reads its windows
+    /// so, which keeps their answers the same.
+    pub fn split(
+        older: Source,
+        start_s: i64,
+        split_s: i64,
+        end_s: i64,
+    ) -> ([(Source, i64, i64); 2], Source) {
+        let newer = if older == Source::Raw {
+            Source::Rollup
+        } else {
+            Source::Raw
+        };
+        let whole = if split_s == end_s {
+            older
+        } else if split_s == start_s {
+            newer
+        } else {
+            Source::Mixed
+        };
+        ([(older, start_s, split_s), (newer, split_s, end_s)], whole)
+    }
+
+    /// Where rollups that cover every cycle from `rollups_from_ms` on take over a window of
+    /// whole minutes `[start_s, end_s)`: at the first whole minute they cover.
+    pub fn rollup_split_s(rollups_from_ms: i64, start_s: i64, end_s: i64) -> i64 {
+        let from_s = (rollups_from_ms + 59_999).div_euclid(60_000) * 60;
+        from_s.clamp(start_s, end_s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Raw => "raw",

@@ -29,6 +29,15 @@ pub struct Args {
     /// Seconds before now that the history ends (an agent that stopped: stale data).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub ended_ago: u64,
+    /// Seconds after now that the history ends (for a benchmark that measures minutes later
+    /// and wants the newest minutes still to hold cycles).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        conflicts_with = "ended_ago"
+    )]
+    pub ends_in: u64,
 }
 
 /// xorshift64*: small, deterministic, good enough for synthetic data.
@@ -59,9 +68,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut writer = hb_store_sqlite::Writer::open(&args.path)?;
     let interval_ms = i64::from(args.interval) * 1000;
     let ended_ago_ms = i64::try_from(args.ended_ago.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let ends_in_ms = i64::try_from(args.ends_in.saturating_mul(1000)).unwrap_or(i64::MAX);
     let now_ms = jiff::Timestamp::now()
         .as_millisecond()
-        .saturating_sub(ended_ago_ms);
+        .saturating_sub(ended_ago_ms)
+        .saturating_add(ends_in_ms);
     let end_ms = now_ms.div_euclid(interval_ms) * interval_ms;
     let count = i64::from(args.days) * 86_400_000 / interval_ms;
     let mut rng = Rng(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);

@@ -465,6 +465,18 @@ fn assert_rollups_exact(pg: &Pg) {
             OR r.n IS NULL OR a.n IS NULL",
     );
     assert_eq!(cycles, "0", "cycle rollups differ from the raw rows");
+    let totals = pg.psql(
+        "fleet",
+        "SELECT count(*) FROM rollup_cycles c LEFT JOIN (
+           SELECT host, tier_s, start_s, sum(n) AS n, sum(healthy) AS healthy
+             FROM rollup_services GROUP BY 1, 2, 3) s USING (host, tier_s, start_s)
+         WHERE c.checks IS DISTINCT FROM coalesce(s.n, 0)
+            OR c.healthy_checks IS DISTINCT FROM coalesce(s.healthy, 0)",
+    );
+    assert_eq!(
+        totals, "0",
+        "a cycle block's check totals differ from its services'"
+    );
     let blocks = pg.psql(
         "fleet",
         "SELECT count(*) FROM rollup_services WHERE tier_s = 60",
