@@ -222,6 +222,9 @@ pub const MAX_RETENTION_DAYS: u64 = 36_500;
 #[derive(Debug, Clone)]
 pub struct DashboardConfig {
     pub db_path: PathBuf,
+    /// `FLEET_DATABASE_URL`: read every host from the fleet database instead of the SQLite
+    /// file (which is then not opened).
+    pub fleet_url: Option<Secret>,
     pub target_data_points: u32,
     pub tz_name: String,
     pub tz: jiff::tz::TimeZone,

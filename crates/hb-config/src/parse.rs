@@ -365,10 +365,37 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
     })
 }
 
-/// `FLEET_DATABASE_URL` and `HOST_NAME` (read only with the URL: without it nothing uses the
-/// name). The URL is checked for its form (scheme, host, libpq's `sslmode` values); messages
-/// show it with the password hidden.
+/// `FLEET_DATABASE_URL` ([`fleet_url`]) and `HOST_NAME` (read only with the URL: without it
+/// nothing uses the name).
 fn fleet(r: &mut Reader<'_>) -> Option<FleetConfig> {
+    let url = fleet_url(r)?;
+    let expected = "expected 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'";
+    let host_name = match r.optional("HOST_NAME") {
+        Some(name) => {
+            if !valid_host_name(name) {
+                r.error("HOST_NAME", format!("'{name}' is not valid ({expected})"));
+            }
+            name.to_owned()
+        }
+        None => {
+            let machine = machine_host_name();
+            if !valid_host_name(&machine) {
+                r.error(
+                    "HOST_NAME",
+                    format!(
+                        "is not set and the machine's host name '{machine}' is not valid for it ({expected}): set HOST_NAME"
+                    ),
+                );
+            }
+            machine
+        }
+    };
+    Some(FleetConfig { url, host_name })
+}
+
+/// `FLEET_DATABASE_URL`, checked for its form (scheme, host, libpq's `sslmode` values);
+/// messages show it with the password hidden.
+fn fleet_url(r: &mut Reader<'_>) -> Option<Secret> {
     const SSLMODES: [&str; 6] = [
         "disable",
         "allow",
@@ -399,31 +426,7 @@ fn fleet(r: &mut Reader<'_>) -> Option<FleetConfig> {
         );
         return None;
     }
-    let expected = "expected 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'";
-    let host_name = match r.optional("HOST_NAME") {
-        Some(name) => {
-            if !valid_host_name(name) {
-                r.error("HOST_NAME", format!("'{name}' is not valid ({expected})"));
-            }
-            name.to_owned()
-        }
-        None => {
-            let machine = machine_host_name();
-            if !valid_host_name(&machine) {
-                r.error(
-                    "HOST_NAME",
-                    format!(
-                        "is not set and the machine's host name '{machine}' is not valid for it ({expected}): set HOST_NAME"
-                    ),
-                );
-            }
-            machine
-        }
-    };
-    Some(FleetConfig {
-        url: Secret::new(raw),
-        host_name,
-    })
+    Some(Secret::new(raw))
 }
 
 fn valid_host_name(name: &str) -> bool {
@@ -482,8 +485,10 @@ pub(crate) fn load_dashboard(env: &EnvSource) -> Result<DashboardConfig, ConfigE
     let tls_expiry_warn_days = r.tls_expiry_warn_days();
     let umami_script_url = r.optional("UMAMI_SCRIPT_URL").map(str::to_owned);
     let umami_website_id = r.optional("UMAMI_WEBSITE_ID").map(str::to_owned);
+    let fleet_url = fleet_url(&mut r);
     r.finish(DashboardConfig {
         db_path,
+        fleet_url,
         target_data_points,
         tz_name,
         tz,
@@ -1128,6 +1133,14 @@ pub(crate) fn describe_dashboard(c: &DashboardConfig) -> Vec<(String, String)> {
     let or_unset = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_owned());
     let mut out = lines(vec![
         ("SQLITE_DB_PATH", c.db_path.display().to_string()),
+        (
+            "FLEET_DATABASE_URL",
+            c.fleet_url
+                .as_ref()
+                .map_or("(not set: the SQLite file above)".to_owned(), |url| {
+                    hb_core::redact_password(url.expose())
+                }),
+        ),
         ("TARGET_DATA_POINTS", c.target_data_points.to_string()),
         ("TZ", c.tz_name.clone()),
         ("LOG_FORMAT", log_format_shown(c.log_format)),

@@ -12,7 +12,7 @@ use hb_store::IncidentRow;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::api::{ApiError, limit_param, range_param, read};
+use crate::api::{ApiError, host_param, limit_param, range_param, read_host};
 use crate::live::service_type;
 use crate::mask::mask_error;
 
@@ -27,7 +27,8 @@ pub(crate) async fn handler(
     let limit = limit_param(&params, LIMIT_DEFAULT, LIMIT_MAX)?;
     let now_ms = state.now().as_millisecond();
     let from_ms = now_ms - range_s * 1000;
-    let (latest, incidents) = read(&state, move |q| {
+    let host = host_param(&params)?;
+    let (latest, incidents) = read_host(&state, host, move |q| {
         Ok((q.latest_cycle()?, q.incidents(from_ms, now_ms + 1, limit)?))
     })
     .await?;

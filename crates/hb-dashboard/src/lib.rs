@@ -5,6 +5,7 @@
 
 mod api;
 pub mod assets;
+mod hosts;
 mod incidents;
 mod live;
 mod mask;
@@ -104,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(api::health))
         .route("/api/live", get(live::handler))
         .route("/api/alerts", get(api::alerts))
+        .route("/api/hosts", get(hosts::handler))
         .route("/api/incidents", get(incidents::handler))
         .route("/metrics", get(metrics::handler))
         .merge(page)

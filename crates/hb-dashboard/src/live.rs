@@ -12,7 +12,7 @@ use hb_store::{LatestCycle, Window};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::api::{ApiError, range_param, read};
+use crate::api::{ApiError, host_param, range_param, read_host};
 use crate::mask::mask_error;
 
 /// The accepted ranges and their length in seconds: the older tool's eight, then `90d` and
@@ -48,7 +48,7 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-fn num(v: Option<f64>) -> Value {
+pub(crate) fn num(v: Option<f64>) -> Value {
     v.map_or(Value::Null, |x| json!(round2(x)))
 }
 
@@ -122,12 +122,18 @@ pub(crate) fn interval_s(recent_ms: &[i64]) -> Option<f64> {
         .map(|g| *g as f64 / 1000.0)
 }
 
+/// Seconds after which the newest cycle of an agent cycling every `interval` seconds is stale:
+/// three intervals, at least one interval plus a few seconds (the default interval if unknown).
+pub(crate) fn stale_after_s(interval: Option<f64>) -> f64 {
+    let basis = interval.unwrap_or(FALLBACK_INTERVAL_S);
+    (3.0 * basis).max(basis + STALE_SLACK_S)
+}
+
 /// `freshness`: whether the newest cycle is recent enough for its statuses to be current. It
 /// is stale when older than three intervals (at least one interval plus a few seconds).
 pub(crate) fn freshness(now_ms: i64, newest_ms: Option<i64>, recent_ms: &[i64]) -> Value {
     let interval = interval_s(recent_ms);
-    let basis = interval.unwrap_or(FALLBACK_INTERVAL_S);
-    let stale_after = (3.0 * basis).max(basis + STALE_SLACK_S);
+    let stale_after = stale_after_s(interval);
     let age = newest_ms.map(|t| ((now_ms - t) as f64 / 1000.0).max(0.0));
     json!({
         "last_cycle_ms": newest_ms,
@@ -156,9 +162,10 @@ pub(crate) async fn handler(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (range, range_s) = range_param(&params, "1h")?;
+    let host = host_param(&params)?;
     let now_s = state.now().as_second();
     let (start, width, count) = layout(range_s, state.settings.target_data_points, now_s);
-    let data = read(&state, move |q| {
+    let data = read_host(&state, host, move |q| {
         let Some(latest) = q.latest_cycle()? else {
             return Ok(None);
         };

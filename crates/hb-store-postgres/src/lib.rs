@@ -8,11 +8,14 @@
 //! Never logs or returns the URL's password: errors name `FLEET_DATABASE_URL` with the URL
 //! redacted.
 
+mod fold;
+mod reader;
 pub mod schema;
 pub mod shipper;
 mod sink;
 mod tls;
 
+pub use reader::FleetReader;
 pub use shipper::{ShipperHandle, ShipperSettings, spawn};
 pub use sink::{HostInfo, Sink, connect};
 

@@ -129,6 +129,21 @@ CREATE TABLE rollup_services (
 );
 ",
     },
+    Migration {
+        version: 3,
+        description: "rollups with the latency histograms and worker codes, folded as the agent folds its own",
+        // The blocks of version 2 had no histograms: they are dropped, and each host's rollups
+        // start after its newest cycle shipped so far; the raw rows (all kept) answer before.
+        sql: "
+DELETE FROM rollup_services;
+DELETE FROM rollup_cycles;
+ALTER TABLE rollup_cycles ADD COLUMN workers BYTEA NOT NULL DEFAULT '\\x';
+ALTER TABLE rollup_services ADD COLUMN hist BYTEA NOT NULL DEFAULT '\\x';
+ALTER TABLE hosts ADD COLUMN rollups_from_ms BIGINT NOT NULL DEFAULT 0;
+UPDATE hosts h SET rollups_from_ms =
+    COALESCE((SELECT max(c.ts_ms) + 1 FROM monitoring_cycles c WHERE c.host = h.name), 0);
+",
+    },
 ];
 
 /// The version a fully migrated fleet database records.

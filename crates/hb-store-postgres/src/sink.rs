@@ -22,22 +22,39 @@ pub struct HostInfo {
     pub interval_seconds: f64,
 }
 
-/// An open session with the fleet database.
-pub struct Sink {
-    client: Client,
-    shown: String,
-    connection: tokio::task::JoinHandle<()>,
+/// A connection to the fleet database and the task driving it (stopped with it).
+pub(crate) struct Session {
+    pub(crate) client: Client,
+    driver: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Sink {
+impl Drop for Session {
     fn drop(&mut self) {
-        self.connection.abort();
+        self.driver.abort();
     }
+}
+
+/// An open session with the fleet database, for an agent's shipping.
+pub struct Sink {
+    session: Session,
+    shown: String,
 }
 
 /// Connects to `url` (`postgres://` or `postgresql://`, libpq's `sslmode` honoured: see
 /// [`crate::tls`]) within `timeout`.
 pub async fn connect(url: &str, application: &str, timeout: Duration) -> Result<Sink, FleetError> {
+    Ok(Sink {
+        session: open(url, application, timeout).await?,
+        shown: redact(url),
+    })
+}
+
+/// Opens a connection to `url` within `timeout` (see [`connect`]).
+pub(crate) async fn open(
+    url: &str,
+    application: &str,
+    timeout: Duration,
+) -> Result<Session, FleetError> {
     let shown = redact(url);
     let bad = |why: String| FleetError::Url {
         shown: shown.clone(),
@@ -55,7 +72,7 @@ pub async fn connect(url: &str, application: &str, timeout: Duration) -> Result<
             SslMode::Require | SslMode::Verify => DriverSslMode::Require,
         });
     let at = |e: tokio_postgres::Error| FleetError::from(e).at(&shown);
-    let connected = match connector(mode).map_err(bad)? {
+    let (client, driver) = match connector(mode).map_err(bad)? {
         None => {
             let (client, connection) =
                 tokio::time::timeout(timeout, config.connect(tokio_postgres::NoTls))
@@ -72,11 +89,7 @@ pub async fn connect(url: &str, application: &str, timeout: Duration) -> Result<
             (client, tokio::spawn(drive(connection)))
         }
     };
-    Ok(Sink {
-        client: connected.0,
-        connection: connected.1,
-        shown,
-    })
+    Ok(Session { client, driver })
 }
 
 async fn drive<C>(connection: C)
@@ -164,57 +177,13 @@ const UPSERT_ALERTS: &str = "INSERT INTO alerts (host, uid, seq, created_at, cre
        delivered_at = excluded.delivered_at, last_error = excluded.last_error, \
        delivery_state = excluded.delivery_state, redelivered_at = excluded.redelivered_at";
 
-/// The rollup blocks (seconds) kept per host, as the agent's local tiers: minute, six minutes,
-/// hour, day; UTC-aligned.
-pub const ROLLUP_TIERS_S: [i32; 4] = [60, 360, 3_600, 86_400];
-
-// Folds the cycles just inserted (and only those: a replay inserts none) into every tier, so
-// each block always equals the aggregate of its shipped raw rows. Cycles without `ts_ms` (the
-// Python tool's) have no instant to place them by and are left out.
-const ROLLUP_CYCLES: &str = "INSERT INTO rollup_cycles AS r (host, tier_s, start_s, n, cpu_sum, \
-     ram_sum, disk_sum, dur_n, dur_sum, dur_min, dur_max, ping_n, ping_sum, ping_min, ping_max, \
-     inet_up) \
-     SELECT c.host, t.tier, (c.ts_ms / 1000 / t.tier) * t.tier, count(*), sum(c.cpu_percent), \
-            sum(c.ram_percent), sum(c.disk_percent), count(c.cycle_duration_ms), \
-            coalesce(sum(c.cycle_duration_ms), 0), min(c.cycle_duration_ms), \
-            max(c.cycle_duration_ms), count(c.ping_ms), coalesce(sum(c.ping_ms), 0), \
-            min(c.ping_ms), max(c.ping_ms), count(*) FILTER (WHERE c.internet_status) \
-     FROM monitoring_cycles c CROSS JOIN UNNEST($2::int[]) AS t(tier) \
-     WHERE c.host = $1 AND c.id = ANY($3::text[]) AND c.ts_ms IS NOT NULL \
-     GROUP BY 1, 2, 3 \
-     ON CONFLICT (host, tier_s, start_s) DO UPDATE SET n = r.n + excluded.n, \
-       cpu_sum = r.cpu_sum + excluded.cpu_sum, ram_sum = r.ram_sum + excluded.ram_sum, \
-       disk_sum = r.disk_sum + excluded.disk_sum, dur_n = r.dur_n + excluded.dur_n, \
-       dur_sum = r.dur_sum + excluded.dur_sum, dur_min = LEAST(r.dur_min, excluded.dur_min), \
-       dur_max = GREATEST(r.dur_max, excluded.dur_max), ping_n = r.ping_n + excluded.ping_n, \
-       ping_sum = r.ping_sum + excluded.ping_sum, ping_min = LEAST(r.ping_min, excluded.ping_min), \
-       ping_max = GREATEST(r.ping_max, excluded.ping_max), inet_up = r.inet_up + excluded.inet_up";
-
-const ROLLUP_SERVICES: &str = "INSERT INTO rollup_services AS r (host, tier_s, start_s, \
-     service_name, n, healthy, error, timeout, down, unknown, lat_n, lat_sum, lat_min, lat_max) \
-     SELECT c.host, t.tier, (c.ts_ms / 1000 / t.tier) * t.tier, s.service_name, count(*), \
-            count(*) FILTER (WHERE s.status = 'healthy'), count(*) FILTER (WHERE s.status = 'error'), \
-            count(*) FILTER (WHERE s.status = 'timeout'), count(*) FILTER (WHERE s.status = 'down'), \
-            count(*) FILTER (WHERE s.status NOT IN ('healthy', 'error', 'timeout', 'down')), \
-            count(s.latency_ms), coalesce(sum(s.latency_ms), 0), min(s.latency_ms), max(s.latency_ms) \
-     FROM monitoring_cycles c JOIN service_checks s ON s.cycle_id = c.id \
-          CROSS JOIN UNNEST($2::int[]) AS t(tier) \
-     WHERE c.host = $1 AND c.id = ANY($3::text[]) AND c.ts_ms IS NOT NULL \
-     GROUP BY 1, 2, 3, 4 \
-     ON CONFLICT (host, tier_s, start_s, service_name) DO UPDATE SET n = r.n + excluded.n, \
-       healthy = r.healthy + excluded.healthy, error = r.error + excluded.error, \
-       timeout = r.timeout + excluded.timeout, down = r.down + excluded.down, \
-       unknown = r.unknown + excluded.unknown, lat_n = r.lat_n + excluded.lat_n, \
-       lat_sum = r.lat_sum + excluded.lat_sum, lat_min = LEAST(r.lat_min, excluded.lat_min), \
-       lat_max = GREATEST(r.lat_max, excluded.lat_max)";
-
 const SAVE_POSITION: &str = "UPDATE hosts SET cycle_seq = $2, cycle_id = $3, alert_seq = $4, \
      shipped_ms = $5 WHERE name = $1";
 
 impl Sink {
     /// Brings the schema up to date (see [`crate::schema::migrate`]).
     pub async fn migrate(&mut self) -> Result<Vec<i32>, FleetError> {
-        crate::schema::migrate(&mut self.client)
+        crate::schema::migrate(&mut self.session.client)
             .await
             .map_err(|e| e.at(&self.shown))
     }
@@ -232,6 +201,7 @@ impl Sink {
         now_ms: i64,
     ) -> Result<(), FleetError> {
         let owner: Option<String> = self
+            .session
             .client
             .query_one(
                 "INSERT INTO hosts (name, first_seen_ms, last_seen_ms, interval_seconds, version, journal_id) \
@@ -255,6 +225,7 @@ impl Sink {
     /// How far `host` got, as the fleet database knows it (`None`: never shipped).
     pub async fn position(&self, host: &str) -> Result<Option<JournalCursor>, FleetError> {
         let row = self
+            .session
             .client
             .query_opt(
                 "SELECT cycle_seq, cycle_id, alert_seq FROM hosts WHERE name = $1",
@@ -273,6 +244,7 @@ impl Sink {
     /// change locally).
     pub async fn pending_alerts(&self, host: &str) -> Result<Vec<String>, FleetError> {
         Ok(self
+            .session
             .client
             .query(
                 "SELECT uid FROM alerts WHERE host = $1 AND delivery_state IS NULL",
@@ -309,7 +281,7 @@ impl Sink {
         to: &JournalCursor,
         now_ms: i64,
     ) -> Result<u64, FleetError> {
-        let tx = self.client.transaction().await?;
+        let tx = self.session.client.transaction().await?;
         let last_seen = batch
             .cycles
             .iter()
@@ -399,14 +371,11 @@ impl Sink {
                 )
                 .await?;
             }
-            if !new.is_empty() {
-                let new: Vec<&str> = new.iter().map(String::as_str).collect();
-                let tiers: Vec<i32> = ROLLUP_TIERS_S.to_vec();
-                tx.execute(ROLLUP_CYCLES, &[&host.name, &tiers, &new])
-                    .await?;
-                tx.execute(ROLLUP_SERVICES, &[&host.name, &tiers, &new])
-                    .await?;
-            }
+            // Only the cycles just inserted (a replay inserts none), so each block always
+            // equals the aggregate of its shipped raw rows.
+            let fresh: Vec<&hb_store::JournalCycle> =
+                c.iter().filter(|c| new.contains(&c.id)).collect();
+            crate::fold::fold(&tx, &host.name, &fresh).await?;
         }
         let alerts = newest_per_uid(&batch.alerts);
         if !alerts.is_empty() {

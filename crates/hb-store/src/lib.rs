@@ -10,6 +10,7 @@
 
 mod durable;
 mod error;
+mod fleet;
 pub mod journal;
 mod read;
 mod retention;
@@ -18,6 +19,7 @@ mod write;
 
 pub use durable::{DurableWriter, PendingOp, WriteReport};
 pub use error::{ErrorKind, StoreError};
+pub use fleet::{FleetStore, HostAlert, HostPick, HostSummary, SEVERITY};
 pub use journal::{
     JournalAlert, JournalBatch, JournalCheck, JournalCursor, JournalCycle, JournalSource,
 };

@@ -60,6 +60,12 @@ pub trait ReadStore: Send + Sync {
 
     /// Where the store is, for logs: no credentials.
     fn describe(&self) -> String;
+
+    /// The store's hosts when it holds many (the fleet database); `None` for one host's store,
+    /// whose [`ReadStore::snapshot`] answers everything.
+    fn fleet(&self) -> Option<&dyn crate::FleetStore> {
+        None
+    }
 }
 
 impl dyn ReadStore + '_ {

@@ -44,9 +44,13 @@ pub fn fleet_shipper(
     Some((settings, Box::new(journal)))
 }
 
-/// The dashboard's store: the same file, read-only.
+/// The dashboard's store: the same file, read-only; or with `FLEET_DATABASE_URL`, every host
+/// in the fleet database (read-only sessions; the file is not opened).
 pub fn dashboard_store(config: &DashboardConfig) -> Arc<dyn ReadStore> {
-    Arc::new(SqliteStore::new(config.db_path.clone()).reader())
+    match &config.fleet_url {
+        Some(url) => Arc::new(hb_store_postgres::FleetReader::new(url.expose())),
+        None => Arc::new(SqliteStore::new(config.db_path.clone()).reader()),
+    }
 }
 
 /// The store `heartbeat healthcheck` reads the newest cycle from.
