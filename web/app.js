@@ -301,23 +301,22 @@ function sparkPath(values) {
   return d.trim();
 }
 
-// A host's uptime per six-minute block, oldest first (null: no checks), on a fixed scale from
-// 100 % down to 90 % (lower only when a block is lower), so a host at 100 % draws a flat line
-// at the top rather than a scaled-up wobble.
+// A host's uptime per six-minute block, oldest first (null: no checks), as steps: each block
+// spans its own width, so a lone block shows as a segment and a block without checks as a gap.
+// A fixed scale from 100 % down to 90 % (lower only when a block is lower): a host at 100 %
+// draws a flat line at the top rather than a scaled-up wobble.
 function uptimePath(values) {
   const xs = values || [];
   const present = xs.filter((v) => v != null);
   if (present.length === 0) return '';
   const lo = Math.min(90, ...present);
-  const w = xs.length > 1 ? 100 / (xs.length - 1) : 0;
+  const w = 100 / xs.length;
   const y = (v) => (2 + ((100 - v) / (100 - lo)) * 20).toFixed(1);
   let d = '';
   xs.forEach((v, i) => {
     if (v == null) return;
-    const alone = xs[i - 1] == null;
-    // A block between two without checks is a dot (a zero-length stroke with round caps).
-    d += alone ? `M${(i * w).toFixed(1)} ${y(v)} ` : `L${(i * w).toFixed(1)} ${y(v)} `;
-    if (alone && xs[i + 1] == null) d += 'h0.01 ';
+    const x0 = (i * w).toFixed(1);
+    d += `${xs[i - 1] == null ? 'M' : 'L'}${x0} ${y(v)} L${((i + 1) * w).toFixed(1)} ${y(v)} `;
   });
   return d.trim();
 }
@@ -453,6 +452,8 @@ function dashboard() {
       if (name === this.host) return;
       this.host = name;
       this.missingHost = '';
+      // A host not in the list (a new one, or a wrong link): the list first, then its view.
+      if (name && !this.hosts.some((h) => h.name === name)) hostsAt = 0;
       this.resetHostView();
       this.poll();
     },
@@ -468,7 +469,6 @@ function dashboard() {
       historyAt = 0;
       historyRange = null;
       alertsAt = 0;
-      this.setTitle();
     },
 
     setRange(id) {
@@ -583,26 +583,25 @@ function dashboard() {
       }
     },
 
-    // The services of the newest cycle with their range totals, and the document title.
+    // The services of the newest cycle with their range totals.
     rebuild() {
       const inRange = new Map(((this.data && this.data.services) || []).map((s) => [s.name, s]));
       this.svcList = ((this.cur && this.cur.services) || []).map((c, order) => {
         const r = inRange.get(c.name);
         return { ...c, stats: r ? r.stats : EMPTY_STATS, order, failing: c.status !== 'healthy' };
       });
-      this.setTitle();
     },
 
-    // "(2) Heartbeat Monitor": failing services, or on the overview hosts stale or failing.
-    setTitle() {
+    // "(2) Heartbeat Monitor": failing services, or on the overview hosts stale or failing
+    // (a host turns stale between two polls as its age passes the threshold: x-effect follows).
+    get pageTitle() {
       if (this.overview) {
         const n = this.hosts.filter((h) => this.hostStale(h) || h.services.healthy < h.services.total).length;
-        document.title = `${n > 0 ? `(${n}) ` : ''}All hosts · Heartbeat Monitor`;
-        return;
+        return `${n > 0 ? `(${n}) ` : ''}All hosts · Heartbeat Monitor`;
       }
       const n = this.failing.length;
       const on = this.fleetMany && this.apiHost ? `${this.apiHost} · ` : '';
-      document.title = `${n > 0 ? `(${n}) ` : ''}${on}Heartbeat Monitor`;
+      return `${n > 0 ? `(${n}) ` : ''}${on}Heartbeat Monitor`;
     },
 
     // The fleet's hosts. false when nothing was learnt (kept as it was).
@@ -635,7 +634,6 @@ function dashboard() {
       }
       if (this.overview) {
         Object.assign(this, { state: 'ok', failure: '', lastGoodAt: Date.now() });
-        this.setTitle();
       }
       return true;
     },
