@@ -615,16 +615,16 @@ function dashboard() {
         if (loud) Object.assign(this, { state: 'unreachable', failure: 'no answer' });
         return false;
       }
-      if (res.status === 404 && this.fleet === null) {
-        this.fleet = false; // a dashboard from before fleets: one host, no host list
-      } else if (res.status !== 200 || !res.body) {
+      if (res.status !== 200 || !res.body) {
         if (loud) Object.assign(this, { state: 'unreachable', failure: `HTTP ${res.status}` });
         return false;
-      } else {
-        this.fleet = res.body.fleet === true;
-        this.hosts = this.fleet && Array.isArray(res.body.hosts) ? res.body.hosts : [];
-        this.hostsFetchedAt = Date.now();
       }
+      const wasOverview = this.overview;
+      this.fleet = res.body.fleet === true;
+      this.hosts = this.fleet && Array.isArray(res.body.hosts) ? res.body.hosts : [];
+      this.hostsFetchedAt = Date.now();
+      // A lone host's view when a second host appears: the overview, without the lone host's data.
+      if (this.overview && !wasOverview) this.resetHostView();
       if (this.host && !this.hosts.some((h) => h.name === this.host)) {
         // On one host (or a lone fleet host) there is nothing else to show; otherwise say so.
         this.missingHost = this.fleet && this.hosts.length > 1 ? this.host : '';

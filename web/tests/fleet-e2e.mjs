@@ -17,8 +17,10 @@ import { eventually, getJson, launch, required, startDashboard, stop } from './l
 const BIN = resolve(required('HB_BIN'));
 const SHOTS = process.env.HB_SCREENSHOTS || 'screenshots';
 const PG_BIN = '/usr/lib/postgresql/15/bin';
-// The page polls /api/hosts this often on the overview (app.js CURRENT_EVERY_MS).
+// The page polls /api/hosts this often on the overview (app.js CURRENT_EVERY_MS), and in a
+// host's view (HOSTS_IN_VIEW_EVERY_MS).
 const CURRENT_EVERY_MS = 5000;
+const HOSTS_IN_VIEW_EVERY_MS = 10000;
 const AS_ROOT = process.getuid() === 0;
 // What each agent checks: different names per host, so a host's view shows whose data it is.
 const HOSTS = {
@@ -120,7 +122,8 @@ async function waitForServices(page, host) {
   }, 10000);
 }
 
-async function run(context, base, agents) {
+// A page with its API requests and console errors recorded.
+async function watchedPage(context) {
   const page = await context.newPage();
   const consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`${m.text()} (${m.location().url})`); });
@@ -131,6 +134,37 @@ async function run(context, base, agents) {
     if (u.pathname.startsWith('/api/')) requests.push({ path: u.pathname, host: u.searchParams.get('host'), at: Date.now() });
   });
   const hostRequests = (since) => requests.slice(since).filter((r) => r.path !== '/api/hosts');
+  return { page, consoleErrors, requests, hostRequests };
+}
+
+async function setHidden(page, hidden) {
+  await page.evaluate((h) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}
+
+// A fleet of one host: the page as on one SQLite file (no overview, no switcher), every
+// request naming the host.
+async function loneHost(context, base) {
+  const w = await watchedPage(context);
+  const { page } = w;
+  await page.goto(`${base}/`);
+  await page.getByTestId('state').filter({ hasText: 'Connected' }).waitFor({ timeout: 10000 });
+  assert.deepEqual(await shownServices(page), ['api', 'auth']);
+  await eventually('the view\'s alerts asked for', () => assert.ok(w.requests.some((r) => r.path === '/api/alerts')), 15000);
+  assert.deepEqual([...new Set(w.hostRequests(0).map((r) => r.host))], ['web-1'], 'every request names the lone host');
+  assert.equal(await page.getByTestId('host-switcher').isVisible(), false, 'no switcher');
+  assert.equal(await page.getByTestId('all-hosts').isVisible(), false, 'no way to an overview');
+  assert.equal(await page.locator('a.host-card').count(), 0, 'no overview');
+  assert.equal(await hashHost(page), null);
+  assert.equal(await page.title(), 'Heartbeat Monitor');
+  step('a fleet of one: the single-host page, host=web-1 on every request');
+  return w;
+}
+
+async function run(context, base, agents) {
+  const { page, consoleErrors, requests, hostRequests } = await watchedPage(context);
 
   // The overview: one card per host, in the API's order, each with its state and worst status.
   await page.goto(`${base}/`);
@@ -248,6 +282,17 @@ async function run(context, base, agents) {
   assert.ok(requests.length > since && hostRequests(since).length === 0, 'the overview polls /api/hosts only');
   step('"All hosts": the overview again');
 
+  // A hidden tab: the overview's polling pauses, and resumes at once when shown.
+  await setHidden(page, true);
+  await page.waitForTimeout(300);
+  since = requests.length;
+  await page.waitForTimeout(CURRENT_EVERY_MS + 1000);
+  assert.equal(requests.length, since, 'no request while the tab is hidden');
+  const resumed = page.waitForRequest((r) => r.url().endsWith('/api/hosts'), { timeout: 1000 });
+  await setHidden(page, false);
+  await resumed;
+  step('hidden tab: the overview\'s polling paused and resumed');
+
   // A link to a host the fleet does not have: said so, over the overview.
   await page.goto(`${base}/#host=no-such-host`);
   await page.getByTestId('missing-host').waitFor({ timeout: 10000 });
@@ -276,8 +321,19 @@ async function main() {
   let dash = null;
   let browser = null;
   try {
-    for (const name of Object.keys(HOSTS)) agents[name] = startAgent(name, work, pg.url, services);
+    // One host first: the page as on one host; then the others join and it shows the overview.
+    agents['web-1'] = startAgent('web-1', work, pg.url, services);
     dash = await startDashboard(BIN, null, { FLEET_DATABASE_URL: pg.url });
+    await eventually('web-1 up in /api/hosts', async () => {
+      const j = await getJson(`${dash.base}/api/hosts`);
+      assert.deepEqual(j.hosts.map((h) => [h.name, h.state]), [['web-1', 'up']]);
+    }, 60000).catch((e) => {
+      console.error(`--- web-1:\n${agents['web-1'].log}`);
+      throw e;
+    });
+    browser = await launch();
+    const lone = await loneHost(browser.context, dash.base);
+    for (const name of ['web-2', 'web-3']) agents[name] = startAgent(name, work, pg.url, services);
     await eventually('three hosts up in /api/hosts', async () => {
       const j = await getJson(`${dash.base}/api/hosts`);
       assert.equal(j.fleet, true);
@@ -290,7 +346,12 @@ async function main() {
     // Why the page always names the host on a fleet.
     assert.equal((await fetch(`${dash.base}/api/live?range=live`)).status, 400, 'live without host on a fleet');
     step(`three agents shipping, dashboard on ${dash.base}`);
-    browser = await launch();
+    await lone.page.locator('a.host-card').nth(2).waitFor({ timeout: HOSTS_IN_VIEW_EVERY_MS + 2000 });
+    assert.equal(await lone.page.getByTestId('summary').isVisible(), false, 'nothing of the lone host left');
+    assert.equal(await lone.page.locator('#panel-general').isVisible(), false);
+    assert.deepEqual(lone.consoleErrors, []);
+    await lone.page.close();
+    step('hosts joined: the open page turned into the overview');
     await run(browser.context, dash.base, agents);
   } finally {
     if (browser) await browser.close();
