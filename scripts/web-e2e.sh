@@ -3,13 +3,15 @@
 # dependencies from the lockfile, builds the debug binary, seeds a database with
 # `heartbeat gen-db`, then runs web/tests/e2e.mjs (which starts and stops `heartbeat dashboard`
 # itself), web/tests/page-e2e.mjs (the operator's views: stale data, 20 services, the demo with
-# a service flipped down on its mock) and web/tests/mock-e2e.mjs (the `heartbeat mock`
-# controller page, which starts and stops `heartbeat mock`). Screenshots go to screenshots/ (not committed).
+# a service flipped down on its mock), web/tests/mock-e2e.mjs (the `heartbeat mock`
+# controller page, which starts and stops `heartbeat mock`) and web/tests/fleet-e2e.mjs (the
+# fleet overview: a throw-away PostgreSQL cluster, three agents, one dashboard; skipped when
+# PostgreSQL 15 is not installed, a failure under CI). Screenshots go to screenshots/ (not committed).
 #
 #   scripts/web-e2e.sh
 #
 # Needs: node + npm, the Debian packages chromium and sqlite3 (installed here when missing and
-# running as root). Never downloads a browser: playwright-core only drives /usr/bin/chromium.
+# running as root), and postgresql for the fleet part (scripts/test.sh installs it). Never downloads a browser: playwright-core only drives /usr/bin/chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -50,3 +52,13 @@ HB_BIN="$bin" HB_SCREENSHOTS="$root/screenshots" node web/tests/page-e2e.mjs
 
 log "node web/tests/mock-e2e.mjs"
 HB_BIN="$bin" HB_SCREENSHOTS="$root/screenshots" node web/tests/mock-e2e.mjs
+
+if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+    log "node web/tests/fleet-e2e.mjs (PostgreSQL, three agents, the fleet overview)"
+    HB_BIN="$bin" HB_SCREENSHOTS="$root/screenshots" node web/tests/fleet-e2e.mjs
+elif [ -n "${CI:-}" ] && [ "${CI}" != 0 ] && [ "${CI}" != false ]; then
+    echo "web-e2e: /usr/lib/postgresql/15/bin/initdb missing under CI (apt-get install postgresql)" >&2
+    exit 1
+else
+    log "SKIPPED web/tests/fleet-e2e.mjs: /usr/lib/postgresql/15/bin/initdb missing (apt-get install postgresql)"
+fi

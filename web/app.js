@@ -1,6 +1,8 @@
 // The dashboard page: polls /api/live and /api/alerts and keeps Chart.js charts updated in place.
 // The current status (header, badges, summary) is refreshed every few seconds whatever the
-// range; the history follows the range's own pace.
+// range; the history follows the range's own pace. On a fleet database (/api/hosts says
+// `fleet`) with several hosts it opens on an overview of the hosts; a host's view is the same
+// page with `host=` on every request, and the URL's `#host=` says which one.
 'use strict';
 
 // Longer ranges change slowly, so their history is fetched less often.
@@ -24,6 +26,8 @@ const ALERTS_EVERY_MS = 10000;
 const INCIDENTS_LIMIT = 200;
 const INCIDENTS_SHOWN = 8;
 const DELIVERY_ATTEMPTS = 3;
+// In a host's view the host list only feeds the switcher's stale marks: no need to be fresher.
+const HOSTS_IN_VIEW_EVERY_MS = 10000;
 // The overview draws at most this many services (the slowest), each in its own colour.
 const OVERVIEW_MAX = 6;
 // With more services than this the Services tab opens as a compact list.
@@ -297,6 +301,31 @@ function sparkPath(values) {
   return d.trim();
 }
 
+// A host's uptime per six-minute block, oldest first (null: no checks), as steps: each block
+// spans its own width, so a lone block shows as a segment and a block without checks as a gap.
+// A fixed scale from 100 % down to 90 % (lower only when a block is lower): a host at 100 %
+// draws a flat line at the top rather than a scaled-up wobble.
+function uptimePath(values) {
+  const xs = values || [];
+  const present = xs.filter((v) => v != null);
+  if (present.length === 0) return '';
+  const lo = Math.min(90, ...present);
+  const w = 100 / xs.length;
+  const y = (v) => (2 + ((100 - v) / (100 - lo)) * 20).toFixed(1);
+  let d = '';
+  xs.forEach((v, i) => {
+    if (v == null) return;
+    const x0 = (i * w).toFixed(1);
+    d += `${xs[i - 1] == null ? 'M' : 'L'}${x0} ${y(v)} L${((i + 1) * w).toFixed(1)} ${y(v)} `;
+  });
+  return d.trim();
+}
+
+function hostFragment(host, range, tab, view) {
+  const h = host ? `host=${encodeURIComponent(host)}&` : '';
+  return `#${h}range=${range}&tab=${tab}${view ? `&view=${view}` : ''}`;
+}
+
 async function getJson(url) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), REQUEST_TIMEOUT_MS);
@@ -340,9 +369,11 @@ function dashboard() {
   let alertsAt = 0;
   let historyAt = 0;
   let historyRange = null;
+  let hostsAt = 0;
 
   return {
     ranges: RANGES,
+    overviewSeconds: CURRENT_EVERY_MS / 1000,
     hostMetrics: [
       { key: 'cpu', label: 'CPU' },
       { key: 'ram', label: 'RAM' },
@@ -367,17 +398,30 @@ function dashboard() {
     lastGoodAt: 0,
     now: Date.now(),
     hidden: document.hidden,
+    fleet: null, // unknown until /api/hosts answers; then true (a fleet database) or false (one host)
+    hosts: [], // /api/hosts' list, sorted by name
+    hostsFetchedAt: 0,
+    host: '', // the host asked for by the URL (#host=); '' = the overview of a fleet
+    missingHost: '', // a #host= the fleet does not have
 
     init() {
       const fromHash = new URLSearchParams(location.hash.slice(1));
       if (RANGES.some((r) => r.id === fromHash.get('range'))) this.range = fromHash.get('range');
       if (fromHash.get('tab') === 'services') this.tab = 'services';
       if (['list', 'cards'].includes(fromHash.get('view'))) this.view = fromHash.get('view');
+      this.host = fromHash.get('host') || '';
       this.$watch('tab', () => { this.saveHash(); this.$nextTick(() => this.draw()); });
       this.$watch('view', () => { this.saveHash(); this.$nextTick(() => this.draw()); });
       this.$watch('filter', () => this.$nextTick(() => this.draw()));
       this.$watch('search', () => this.$nextTick(() => this.draw()));
       setInterval(() => { this.now = Date.now(); }, 1000);
+      // A card, the switcher, "All hosts", back and forward all change the fragment.
+      window.addEventListener('hashchange', () => {
+        const h = new URLSearchParams(location.hash.slice(1));
+        this.selectHost(h.get('host') || ''); // first: the range and tab below save the fragment
+        if (RANGES.some((r) => r.id === h.get('range'))) this.setRange(h.get('range'));
+        if (['general', 'services'].includes(h.get('tab'))) this.tab = h.get('tab');
+      });
       document.addEventListener('visibilitychange', () => {
         this.hidden = document.hidden;
         if (document.hidden) {
@@ -391,8 +435,40 @@ function dashboard() {
     },
 
     saveHash() {
-      const view = this.view ? `&view=${this.view}` : '';
-      history.replaceState(null, '', `#range=${this.range}&tab=${this.tab}${view}`);
+      history.replaceState(null, '', this.hostHref(this.fleet === false ? '' : this.host));
+    },
+
+    // The fragment of a host's view ('' = the overview) keeping the range, tab and layout.
+    hostHref(name) {
+      return hostFragment(name, this.range, this.tab, this.view);
+    },
+
+    // The switcher: a new history entry, so back returns to the host before.
+    goHost(name) {
+      location.hash = this.hostHref(name);
+    },
+
+    selectHost(name) {
+      if (name === this.host) return;
+      this.host = name;
+      this.missingHost = '';
+      // A host not in the list (a new one, or a wrong link): the list first, then its view.
+      if (name && !this.hosts.some((h) => h.name === name)) hostsAt = 0;
+      this.resetHostView();
+      this.poll();
+    },
+
+    // Another host's view starts empty: nothing of the previous host may show under its name.
+    resetHostView() {
+      for (const chart of charts.values()) chart.destroy();
+      charts.clear();
+      Object.assign(this, {
+        data: null, cur: null, live: null, svcList: [], alerts: [], alertsError: '', incidents: [],
+        incidentsError: '', incidentsAll: false, search: '', filter: 'all', state: 'loading', failure: '', lastGoodAt: 0,
+      });
+      historyAt = 0;
+      historyRange = null;
+      alertsAt = 0;
     },
 
     setRange(id) {
@@ -435,24 +511,30 @@ function dashboard() {
         rerun = false;
         this.poll();
       } else if (!document.hidden) {
-        timer = setTimeout(() => this.poll(), Math.min(this.pollMs, CURRENT_EVERY_MS));
+        timer = setTimeout(() => this.poll(), this.overview ? CURRENT_EVERY_MS : Math.min(this.pollMs, CURRENT_EVERY_MS));
       }
     },
 
     async refresh() {
+      const hostsDue = this.fleet === null || this.overview
+        || (this.fleet && Date.now() - hostsAt >= HOSTS_IN_VIEW_EVERY_MS);
+      if (hostsDue && !(await this.refreshHosts()) && this.fleet === null) return;
+      if (this.overview) return;
       const range = this.range;
+      const host = this.apiHost;
       // The range's history when it is due; otherwise only the current status (range=live).
       const historyDue = historyRange !== range || Date.now() - historyAt >= this.pollMs - 250;
       const asked = historyDue ? range : 'live';
       let res;
       try {
-        res = await getJson(`/api/live?range=${encodeURIComponent(asked)}`);
+        res = await getJson(`/api/live?range=${encodeURIComponent(asked)}${this.hostQuery}`);
       } catch {
         this.state = 'unreachable';
         this.failure = 'no answer';
         return;
       }
-      if (range !== this.range) return; // the range changed meanwhile; the rerun fetches it
+      // The range or the host changed meanwhile; the rerun fetches it.
+      if (range !== this.range || host !== this.apiHost) return;
       if (res.status === 200 && res.body) {
         const body = res.body;
         if (historyDue) {
@@ -491,8 +573,9 @@ function dashboard() {
 
     async refreshLive() {
       try {
-        const res = await getJson('/api/live?range=live');
-        if (res.status === 200 && res.body) {
+        const host = this.apiHost;
+        const res = await getJson(`/api/live?range=live${this.hostQuery}`);
+        if (res.status === 200 && res.body && host === this.apiHost) {
           this.live = { timestamps: res.body.history.timestamps, status: res.body.history.services_status || {} };
         }
       } catch {
@@ -500,22 +583,68 @@ function dashboard() {
       }
     },
 
-    // The services of the newest cycle with their range totals, and the document title.
+    // The services of the newest cycle with their range totals.
     rebuild() {
       const inRange = new Map(((this.data && this.data.services) || []).map((s) => [s.name, s]));
       this.svcList = ((this.cur && this.cur.services) || []).map((c, order) => {
         const r = inRange.get(c.name);
         return { ...c, stats: r ? r.stats : EMPTY_STATS, order, failing: c.status !== 'healthy' };
       });
+    },
+
+    // "(2) Heartbeat Monitor": failing services, or on the overview hosts stale or failing
+    // (a host turns stale between two polls as its age passes the threshold: x-effect follows).
+    get pageTitle() {
+      if (this.overview) {
+        const n = this.hosts.filter((h) => this.hostStale(h) || h.services.healthy < h.services.total).length;
+        return `${n > 0 ? `(${n}) ` : ''}All hosts · Heartbeat Monitor`;
+      }
       const n = this.failing.length;
-      document.title = n > 0 ? `(${n}) Heartbeat Monitor` : 'Heartbeat Monitor';
+      const on = this.fleetMany && this.apiHost ? `${this.apiHost} · ` : '';
+      return `${n > 0 ? `(${n}) ` : ''}${on}Heartbeat Monitor`;
+    },
+
+    // The fleet's hosts. false when nothing was learnt (kept as it was).
+    async refreshHosts() {
+      hostsAt = Date.now();
+      const loud = this.fleet === null || this.overview;
+      let res;
+      try {
+        res = await getJson('/api/hosts');
+      } catch {
+        if (loud) Object.assign(this, { state: 'unreachable', failure: 'no answer' });
+        return false;
+      }
+      if (res.status !== 200 || !res.body) {
+        if (loud) Object.assign(this, { state: 'unreachable', failure: `HTTP ${res.status}` });
+        return false;
+      }
+      const wasOverview = this.overview;
+      this.fleet = res.body.fleet === true;
+      this.hosts = this.fleet && Array.isArray(res.body.hosts) ? res.body.hosts : [];
+      this.hostsFetchedAt = Date.now();
+      // A lone host's view when a second host appears: the overview, without the lone host's data.
+      if (this.overview && !wasOverview) this.resetHostView();
+      if (this.host && !this.hosts.some((h) => h.name === this.host)) {
+        // On one host (or a lone fleet host) there is nothing else to show; otherwise say so.
+        this.missingHost = this.fleet && this.hosts.length > 1 ? this.host : '';
+        this.host = '';
+        this.resetHostView();
+        this.saveHash();
+      }
+      if (this.overview) {
+        Object.assign(this, { state: 'ok', failure: '', lastGoodAt: Date.now() });
+      }
+      return true;
     },
 
     async refreshAlerts() {
       alertsAt = Date.now();
       await this.refreshIncidents();
       try {
-        const res = await getJson(`/api/alerts?limit=${ALERTS_LIMIT}`);
+        const host = this.apiHost;
+        const res = await getJson(`/api/alerts?limit=${ALERTS_LIMIT}${this.hostQuery}`);
+        if (host !== this.apiHost) return;
         if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
         const list = Array.isArray(res.body) ? res.body : (res.body && res.body.alerts) || [];
         this.alerts = list.slice(0, ALERTS_LIMIT);
@@ -528,7 +657,9 @@ function dashboard() {
     // The outages of the range, from the data (runs of bad checks), not only from alerts.
     async refreshIncidents() {
       try {
-        const res = await getJson(`/api/incidents?range=${encodeURIComponent(this.range)}&limit=${INCIDENTS_LIMIT}`);
+        const host = this.apiHost;
+        const res = await getJson(`/api/incidents?range=${encodeURIComponent(this.range)}&limit=${INCIDENTS_LIMIT}${this.hostQuery}`);
+        if (host !== this.apiHost) return;
         if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
         this.incidents = (res.body && res.body.incidents) || [];
         this.incidentsError = '';
@@ -691,6 +822,81 @@ function dashboard() {
     get rangeLabel() {
       return RANGES.find((r) => r.id === this.range).label;
     },
+    // The overview: a fleet of several hosts (or none yet) and no host chosen.
+    get overview() {
+      return this.fleet === true && this.host === '' && this.hosts.length !== 1;
+    },
+    get fleetMany() {
+      return this.fleet === true && this.hosts.length > 1;
+    },
+    // The host every request of a host's view names; '' on one SQLite file (where `host` is refused).
+    get apiHost() {
+      if (this.fleet !== true) return '';
+      if (this.host) return this.host;
+      return this.hosts.length === 1 ? this.hosts[0].name : '';
+    },
+    get hostQuery() {
+      return this.apiHost ? `&host=${encodeURIComponent(this.apiHost)}` : '';
+    },
+    // The newest cycle's age now: the API's age plus the time since it answered.
+    hostAgeMs(h) {
+      return h.age_seconds == null ? null : h.age_seconds * 1000 + Math.max(0, this.now - this.hostsFetchedAt);
+    },
+    // The API's word, or stale once the age passes the host's threshold between two polls
+    // (or while the API does not answer).
+    hostStale(h) {
+      const age = this.hostAgeMs(h);
+      return h.state !== 'up' || age == null || age > h.stale_after_seconds * 1000;
+    },
+    hostStateText(h) {
+      const age = this.hostAgeMs(h);
+      return `${this.hostStale(h) ? 'stale' : 'up'} · ${age == null ? 'no cycle yet' : ago(age)}`;
+    },
+    hostServicesText(h) {
+      const s = h.services;
+      return s.total === 0 ? 'no services' : `${s.healthy}/${s.total} services healthy`;
+    },
+    hostWorstClass(h) {
+      return h.worst_status ? statusClass(h.worst_status) : 'none';
+    },
+    // "1 down, 1 error": the bad statuses of the newest cycle, worst first.
+    hostBadText(h) {
+      return SEVERITY.filter((st) => st !== 'healthy' && h.services[st] > 0).map((st) => `${h.services[st]} ${st}`).join(', ');
+    },
+    hostLabel(h) {
+      const worst = h.worst_status ? `, worst status ${h.worst_status}` : '';
+      const bad = this.hostBadText(h);
+      return `${h.name}: ${this.hostStateText(h)}, ${this.hostServicesText(h)}${worst}${bad ? ` (${bad})` : ''}.`;
+    },
+    // The switcher's option: stale hosts marked, so the choice shows before it is made.
+    hostOption(h) {
+      const bad = h.services.total - h.services.healthy;
+      return `${h.name}${this.hostStale(h) ? ' (stale)' : ''}${bad > 0 ? ` · ${bad} failing` : ''}`;
+    },
+    uptimePath,
+    uptimeLabel(h) {
+      const xs = h.uptime_1h || [];
+      const blocks = xs.map((v) => (v == null ? 'no checks' : this.pct(v))).join(', ');
+      return `Healthy checks of ${h.name} per six minutes over the last hour, oldest first: ${blocks || 'no data'}.`;
+    },
+    // The lowest six-minute block of the hour: one number that says whether the line dipped.
+    uptimeLow(h) {
+      const xs = (h.uptime_1h || []).filter((v) => v != null);
+      return xs.length ? `lowest ${this.pct(Math.min(...xs))}` : 'no checks';
+    },
+    get fleetCounts() {
+      const stale = this.hosts.filter((h) => this.hostStale(h)).length;
+      const failing = this.hosts.filter((h) => h.services.healthy < h.services.total).length;
+      return { total: this.hosts.length, up: this.hosts.length - stale, stale, failing };
+    },
+    get fleetTitle() {
+      const c = this.fleetCounts;
+      if (c.total === 0) return 'No host has shipped a cycle yet.';
+      const parts = [`${c.up} up`];
+      if (c.stale) parts.push(`${c.stale} stale`);
+      parts.push(c.failing ? `${c.failing} with failing services` : 'no failing services');
+      return `${c.total} hosts: ${parts.join(', ')}`;
+    },
     get stale() {
       return !!(this.cur && this.cur.freshness && this.cur.freshness.stale);
     },
@@ -711,7 +917,8 @@ function dashboard() {
       if (!this.stale) return '';
       const age = this.ageMs == null ? 'a while' : duration(this.ageMs);
       const from = this.newestMs == null ? this.cur.last_updated : shortWhen(this.newestMs, this.now);
-      return `Agent not reporting for ${age}: statuses below are from ${from}.`;
+      const on = this.fleetMany ? ` on ${this.apiHost}` : '';
+      return `Agent${on} not reporting for ${age}: statuses below are from ${from}.`;
     },
     get staleDetail() {
       const f = this.cur && this.cur.freshness;

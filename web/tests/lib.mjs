@@ -35,10 +35,12 @@ export async function launch() {
   };
 }
 
-// Starts `heartbeat dashboard` on a free port (it binds port 0 and logs the address).
+// Starts `heartbeat dashboard` on a free port (it binds port 0 and logs the address). A null
+// `dbPath` leaves SQLITE_DB_PATH to `env` (a fleet dashboard reads FLEET_DATABASE_URL).
 export function startDashboard(bin, dbPath, env = {}) {
+  const db = dbPath == null ? {} : { SQLITE_DB_PATH: dbPath };
   const child = spawn(bin, ['dashboard', '--bind', '127.0.0.1:0'], {
-    env: { ...process.env, SQLITE_DB_PATH: dbPath, LOG_FORMAT: 'json', NO_COLOR: '1', RUST_LOG: 'info', ...env },
+    env: { ...process.env, ...db, LOG_FORMAT: 'json', NO_COLOR: '1', RUST_LOG: 'info', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   return new Promise((resolve, reject) => {
