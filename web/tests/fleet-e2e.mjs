@@ -12,7 +12,7 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { eventually, getJson, launch, required, startDashboard, stop } from './lib.mjs';
+import { eventually, getJson, launch, required, shoot, startDashboard, stop } from './lib.mjs';
 
 const BIN = resolve(required('HB_BIN'));
 const SHOTS = process.env.HB_SCREENSHOTS || 'screenshots';
@@ -90,17 +90,6 @@ function startAgent(name, dir, fleetUrl, services) {
   const agent = { child, log: '' };
   child.stderr.on('data', (chunk) => { agent.log += chunk; });
   return agent;
-}
-
-async function shoot(page, name) {
-  for (const [label, width, height] of [['desktop', 1280, 900], ['phone', 390, 844]]) {
-    await page.setViewportSize({ width, height });
-    await page.waitForTimeout(400); // Chart.js resizes on its ResizeObserver callback
-    const scroll = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(scroll <= 0, `${name} at ${label}: page is ${scroll}px wider than the viewport`);
-    await page.screenshot({ path: join(SHOTS, `${name}-${label}.png`), fullPage: true });
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
 }
 
 const card = (page, host) => page.locator(`a.host-card[data-host="${host}"]`);
@@ -215,7 +204,7 @@ async function run(context, base, agents) {
   const gaps = pace.slice(1).map((t, i) => t - pace[i]);
   assert.ok(gaps.length >= 1 && gaps.every((g) => g > CURRENT_EVERY_MS - 500 && g < CURRENT_EVERY_MS + 1500), `hosts polled every 5 s: ${gaps}`);
   step(`stopped web-3: stale on its card after ${staleMs} ms (threshold ${threshold} s, poll ${CURRENT_EVERY_MS / 1000} s)`);
-  await shoot(page, 'fleet-overview');
+  await shoot(page, 'fleet-overview', SHOTS);
 
   // Keyboard: the cards follow the switcher in the tab order; Enter opens a host's view.
   await page.getByTestId('host-switcher').focus();
@@ -271,7 +260,7 @@ async function run(context, base, agents) {
   await page.locator('#tab-general').click();
   await page.waitForFunction(() => Chart.getChart(document.querySelector('canvas[data-chart="overview"]')));
   await page.waitForTimeout(1500);
-  await shoot(page, 'fleet-host');
+  await shoot(page, 'fleet-host', SHOTS);
 
   // "All hosts": the overview again, nothing of a host asked for while it shows.
   await page.getByTestId('all-hosts').click();

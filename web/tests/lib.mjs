@@ -1,4 +1,5 @@
 // Helpers of the page's end-to-end tests: the real binary's processes and Debian's Chromium.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -114,4 +115,17 @@ export async function eventually(what, check, ms) {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+// Screenshots of `page` at 1280 and 390 px into `dir` (`<name>-desktop.png`, `<name>-phone.png`),
+// asserting that neither is wider than its viewport.
+export async function shoot(page, name, dir) {
+  for (const [label, width, height] of [['desktop', 1280, 900], ['phone', 390, 844]]) {
+    await page.setViewportSize({ width, height });
+    await page.waitForTimeout(400); // Chart.js resizes on its ResizeObserver callback
+    const scroll = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(scroll <= 0, `${name} at ${label}: page is ${scroll}px wider than the viewport`);
+    await page.screenshot({ path: join(dir, `${name}-${label}.png`), fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
 }

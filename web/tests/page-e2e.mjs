@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { eventually, getJson, launch, required, startDashboard, startDemo, stop } from './lib.mjs';
+import { eventually, getJson, launch, required, shoot, startDashboard, startDemo, stop } from './lib.mjs';
 
 const BIN = resolve(required('HB_BIN')); // the demo runs in a directory of its own
 const SHOTS = process.env.HB_SCREENSHOTS || 'screenshots';
@@ -28,17 +28,6 @@ function genDb(path, args) {
 }
 
 const appData = (page, expr) => page.evaluate(`(() => { const d = Alpine.$data(document.body); return ${expr}; })()`);
-
-async function shoot(page, name) {
-  for (const [label, width, height] of [['desktop', 1280, 900], ['phone', 390, 844]]) {
-    await page.setViewportSize({ width, height });
-    await page.waitForTimeout(400); // Chart.js resizes on its ResizeObserver callback
-    const scroll = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(scroll <= 0, `${name} at ${label}: page is ${scroll}px wider than the viewport`);
-    await page.screenshot({ path: join(SHOTS, `${name}-${label}.png`), fullPage: true });
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
 
 // Every x tick of a line chart on a round local time for its step, and no two labels touching.
 async function checkTicks(page, key, what) {
@@ -109,7 +98,7 @@ async function staleDatabase(context, work) {
     await page.locator('button[data-range="24h"]').click();
     await page.locator('article.service dd[data-stat="max"]').first().filter({ hasText: /ms$/ }).waitFor({ timeout: 10000 });
     step('stale database: banner, stale badges, "—" without data');
-    await shoot(page, 'stale');
+    await shoot(page, 'stale', SHOTS);
     await page.close();
   } finally {
     await stop(dash.child);
@@ -164,7 +153,7 @@ async function twentyServices(context, work) {
     step('90d and 1y in the range selector');
     await page.locator('button[data-range="30d"]').click();
     await page.waitForFunction(() => Alpine.$data(document.body).data.monitor.uptime['30d'] != null);
-    await shoot(page, 'month20-general');
+    await shoot(page, 'month20-general', SHOTS);
 
     // Services: a compact list by default with 20 services.
     await page.locator('#tab-services').click();
@@ -198,7 +187,7 @@ async function twentyServices(context, work) {
     await page.setViewportSize({ width: 1280, height: 900 });
     assert.ok(heights.desktop < 2000 && heights.phone < 4200, `compact list heights: ${JSON.stringify(heights)}`);
     step(`compact list of 20: page ${heights.desktop} px tall at 1280, ${heights.phone} px at 390`);
-    await shoot(page, 'month20-services');
+    await shoot(page, 'month20-services', SHOTS);
 
     // A row's name opens its card.
     await rows.first().locator('button.name').click();
@@ -329,14 +318,14 @@ async function demo(context, work) {
     await page.locator('button[data-range="live"]').click();
     await page.locator('#tab-general').click();
     await page.waitForTimeout(2500);
-    await shoot(page, 'demo-general');
+    await shoot(page, 'demo-general', SHOTS);
     await page.locator('#tab-services').click();
     await page.locator('button[data-view="list"]').click();
     await page.waitForTimeout(500);
-    await shoot(page, 'demo-services');
+    await shoot(page, 'demo-services', SHOTS);
     await page.locator('button[data-view="cards"]').click();
     await page.waitForTimeout(500);
-    await shoot(page, 'demo-cards');
+    await shoot(page, 'demo-cards', SHOTS);
     await page.close();
   } finally {
     await stop(d.child);
@@ -398,7 +387,7 @@ async function serviceFacts(context, work) {
     assert.equal(await card(sick).getByTestId('cert').isVisible(), false, 'a container has no certificate');
     assert.equal(await card(http[2] ?? far).getByTestId('health').isVisible(), false);
     step('service cards: certificate days (expiring marked) and container health');
-    await shoot(page, 'service-facts');
+    await shoot(page, 'service-facts', SHOTS);
     await page.close();
   } finally {
     await stop(dash.child);

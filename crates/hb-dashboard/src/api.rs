@@ -99,8 +99,8 @@ pub(crate) fn limit_param(
     }
 }
 
-/// The `host` query parameter: `None` when absent; 400 when it is empty or, on a single
-/// host's dashboard, given at all (its database has no host names).
+/// The `host` query parameter: `None` when absent; 400 when it is empty or longer than a
+/// `HOST_NAME` can be. ([`read_host`] refuses it on a single host's dashboard.)
 pub(crate) fn host_param(params: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
     match params.get("host") {
         None => Ok(None),

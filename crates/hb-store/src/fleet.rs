@@ -82,3 +82,50 @@ pub trait FleetStore: Send + Sync {
     /// `host` is unknown.
     fn alerts(&self, host: Option<&str>, limit: u32) -> Result<Option<Vec<HostAlert>>, StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hb_core::ServiceStatus;
+
+    fn with(statuses: [u64; 5]) -> HostSummary {
+        HostSummary {
+            name: "h".into(),
+            interval_seconds: Some(10.0),
+            last_cycle_ms: Some(0),
+            last_updated: None,
+            statuses,
+            internet_status: None,
+            worker_status: None,
+            shipped_ms: None,
+            uptime_1h: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_worst_status_is_the_most_severe_present() {
+        // healthy, error, timeout, down, unknown
+        assert_eq!(
+            with([3, 0, 0, 0, 0]).worst_status(),
+            Some(ServiceStatus::Healthy)
+        );
+        assert_eq!(
+            with([3, 1, 0, 0, 1]).worst_status(),
+            Some(ServiceStatus::Error)
+        );
+        assert_eq!(
+            with([0, 1, 2, 1, 0]).worst_status(),
+            Some(ServiceStatus::Down)
+        );
+        assert_eq!(
+            with([1, 0, 1, 0, 0]).worst_status(),
+            Some(ServiceStatus::Timeout)
+        );
+        assert_eq!(
+            with([1, 0, 0, 0, 2]).worst_status(),
+            Some(ServiceStatus::Unknown)
+        );
+        assert_eq!(with([0; 5]).worst_status(), None);
+        assert_eq!(with([1, 2, 3, 4, 5]).total(), 15);
+    }
+}

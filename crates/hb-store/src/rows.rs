@@ -213,3 +213,28 @@ pub struct IncidentRow {
     pub first_reason: Option<String>,
     pub last_reason: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_splits_into_older_and_newer_rows() {
+        let parts = |older, split| Source::split(older, 0, split, 600);
+        assert_eq!(
+            parts(Source::Raw, 240),
+            (
+                [(Source::Raw, 0, 240), (Source::Rollup, 240, 600)],
+                Source::Mixed
+            )
+        );
+        assert_eq!(parts(Source::Raw, 600).1, Source::Raw, "all older");
+        assert_eq!(parts(Source::Raw, 0).1, Source::Rollup, "all newer");
+        assert_eq!(parts(Source::Rollup, 0).1, Source::Raw);
+        // Rollups take over at the first whole minute they cover, inside the window.
+        assert_eq!(Source::rollup_split_s(120_000, 0, 600), 120);
+        assert_eq!(Source::rollup_split_s(120_001, 0, 600), 180);
+        assert_eq!(Source::rollup_split_s(0, 60, 600), 60);
+        assert_eq!(Source::rollup_split_s(10_000_000, 0, 600), 600);
+    }
+}

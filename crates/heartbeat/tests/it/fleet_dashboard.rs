@@ -70,6 +70,11 @@ async fn get(url: &str) -> (u16, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+async fn text(url: &str) -> String {
+    let res = reqwest::get(url).await.expect("request");
+    res.text().await.expect("text")
+}
+
 fn signal(agent: &LoggedAgent, sig: &str) {
     let status = Command::new("kill")
         .args([&format!("-{sig}"), &agent.child.id().to_string()])
@@ -264,12 +269,7 @@ async fn each_host_answers_as_its_own_dashboard_for_every_range() {
     let (_, single) = get(&own[0].url("/api/hosts")).await;
     assert_eq!(single, serde_json::json!({"fleet": false, "hosts": []}));
 
-    let metrics = reqwest::get(fleet.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = text(&fleet.url("/metrics")).await;
     assert!(
         metrics.contains("heartbeat_service_up{host=\"web-1\",service=\"web\"} 1"),
         "{metrics}"
@@ -280,12 +280,7 @@ async fn each_host_answers_as_its_own_dashboard_for_every_range() {
         ),
         "{metrics}"
     );
-    let one = reqwest::get(fleet.url("/metrics?host=home_server"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let one = text(&fleet.url("/metrics?host=home_server")).await;
     assert!(
         one.contains("host=\"home_server\"") && !one.contains("host=\"web-1\""),
         "{one}"
