@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { shoot } from './lib.mjs';
 
 const BIN = required('HB_BIN');
 const DB = required('HB_DB');
@@ -141,17 +142,6 @@ function chartState(page, key) {
 
 const nonNull = (xs) => xs.filter((x) => x != null).length;
 
-async function shoot(page, name) {
-  for (const [label, width, height] of [['desktop', 1280, 900], ['phone', 390, 844]]) {
-    await page.setViewportSize({ width, height });
-    await page.waitForTimeout(300); // Chart.js resizes on its ResizeObserver callback
-    const scroll = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(scroll <= 0, `${name} at ${label}: page is ${scroll}px wider than the viewport`);
-    await page.screenshot({ path: join(SHOTS, `${name}-${label}.png`), fullPage: true });
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
-
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
   appendCycle({ cpu: 33.3, services: [...SERVICES, REMOVED], ms: Date.now() - 3000 });
@@ -251,7 +241,7 @@ async function main() {
     assert.equal(await page.locator('button[data-range="24h"]').getAttribute('aria-pressed'), 'true');
     step('range 24h: requested and redrawn in place');
 
-    await shoot(page, 'general');
+    await shoot(page, 'general', SHOTS);
 
     // 4. Services tab: one card per service, badge colour and text. A fresh cycle first: the
     // seeded history ended when this test started, and older than three intervals it is stale.
@@ -277,7 +267,7 @@ async function main() {
     }
     assert.match(await page.locator('article.service[data-service="svc-03"]').innerText(), /none \(down\)/);
     step('services tab: one card per service with the right badges');
-    await shoot(page, 'services');
+    await shoot(page, 'services', SHOTS);
 
     // 5. Live mode: a new cycle shows up within the poll interval.
     await page.getByRole('tab', { name: 'General' }).click();

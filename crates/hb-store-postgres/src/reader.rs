@@ -412,15 +412,24 @@ async fn hosts(tx: &Tx<'_>, now_ms: i64) -> Result<Vec<HostSummary>, tokio_postg
             &[&ids],
         )
         .await?;
+    let by_cycle: HashMap<&str, usize> = cycle_ids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.as_deref().map(|c| (c, i)))
+        .collect();
     for r in &counts {
-        let cycle: &str = r.get(0);
-        let Some(i) = cycle_ids.iter().position(|c| c.as_deref() == Some(cycle)) else {
+        let Some(&i) = by_cycle.get(r.get::<_, &str>(0)) else {
             continue;
         };
         let n: i64 = r.get(2);
         out[i].statuses[status_index(stored_status(r.get(1)))] += u64::try_from(n).unwrap_or(0);
     }
     let names: Vec<&str> = out.iter().map(|h| h.name.as_str()).collect();
+    let by_name: HashMap<String, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ((*n).to_owned(), i))
+        .collect();
     let last = now_ms.div_euclid(1000).div_euclid(SPARK_TIER_S) * SPARK_TIER_S;
     let first = last - (SPARK_BLOCKS - 1) * SPARK_TIER_S;
     let tier = SPARK_TIER_S as i32;
@@ -432,8 +441,10 @@ async fn hosts(tx: &Tx<'_>, now_ms: i64) -> Result<Vec<HostSummary>, tokio_postg
         )
         .await?;
     for r in &blocks {
-        let host: &str = r.get(0);
-        let Some(h) = out.iter_mut().find(|h| h.name == host) else {
+        let Some(h) = by_name
+            .get(r.get::<_, &str>(0))
+            .and_then(|&i| out.get_mut(i))
+        else {
             continue;
         };
         let (n, healthy): (i64, i64) = (r.get(2), r.get(3));

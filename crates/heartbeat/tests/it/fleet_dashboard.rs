@@ -29,20 +29,22 @@ fn create_roles(pg: &Pg) {
     );
 }
 
-fn fleet_dashboard(url: &str) -> ServerProcess {
+/// `heartbeat dashboard` with `var` set to `value` (the fleet's URL or a host's file), both kinds
+/// in the same zone so their labels match.
+fn dashboard(var: &str, value: &std::ffi::OsStr) -> ServerProcess {
     let mut cmd = heartbeat();
     cmd.args(["dashboard", "--bind", "127.0.0.1:0"])
-        .env("FLEET_DATABASE_URL", url)
+        .env(var, value)
         .env("TZ", "Europe/Berlin");
     ServerProcess::spawn(cmd, "dashboard listening")
 }
 
+fn fleet_dashboard(url: &str) -> ServerProcess {
+    dashboard("FLEET_DATABASE_URL", url.as_ref())
+}
+
 fn host_dashboard(db: &Path) -> ServerProcess {
-    let mut cmd = heartbeat();
-    cmd.args(["dashboard", "--bind", "127.0.0.1:0"])
-        .env("SQLITE_DB_PATH", db)
-        .env("TZ", "Europe/Berlin");
-    ServerProcess::spawn(cmd, "dashboard listening")
+    dashboard("SQLITE_DB_PATH", db.as_os_str())
 }
 
 /// An agent of `host` checking `services` every 0.5 s, shipping to `fleet` when given, trusting
