@@ -10,6 +10,7 @@ pub mod check;
 pub mod cycle;
 pub mod debounce;
 pub mod incident;
+pub mod maintenance;
 pub mod receiver;
 pub mod redact;
 pub mod schedule;
