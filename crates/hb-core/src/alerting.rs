@@ -17,6 +17,10 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+mod hold;
+
+pub use hold::{AlertPolicy, MAINTENANCE_ITEM};
+
 use crate::alert::AlertRecord;
 use crate::check::CheckOutcome;
 use crate::debounce::{Debouncer, Transition};
@@ -131,6 +135,13 @@ pub struct StoredHistory {
     /// The newest stored certificate expiry of an https service and the instant of the check
     /// that saw it (see [`crate::cert::CertWatch::resume`]).
     pub cert: Option<(i64, i64)>,
+    /// Where the item's current run of bad checks began (its open incident), if it is bad.
+    pub bad_since_ms: Option<i64>,
+}
+
+/// When the operator last heard of a resumed bad item: its newest alert (or reminder).
+fn told_at(history: &StoredHistory) -> Option<i64> {
+    history.last_alert.as_ref().map(|(_, at)| *at)
 }
 
 /// A status with its instant (epoch milliseconds).
@@ -162,8 +173,14 @@ struct ServiceState {
     /// about, for the alert sent if the service is still bad when the internet returns.
     held_from: Option<ServiceStatus>,
     /// The first bad check of the current run of bad checks (its incident's start), when this
-    /// engine saw it: not after a restart in the middle of an outage.
+    /// engine saw it or the store remembered it.
     bad_since_ms: Option<i64>,
+    /// While stable-bad: when the operator last heard of it (its alert, the last reminder, a
+    /// maintenance summary). `None` while healthy or while nothing was told yet.
+    told_ms: Option<i64>,
+    /// A failure of it was held by a maintenance window and not told since: its recovery is
+    /// silent too.
+    silenced: bool,
 }
 
 #[derive(Debug, Default)]
@@ -178,16 +195,32 @@ pub struct AlertEngine {
     threshold: u32,
     services: HashMap<String, ServiceState>,
     worker: Debouncer<WorkerStatus>,
+    /// [`ServiceState::bad_since_ms`] and [`ServiceState::told_ms`] of the worker.
+    worker_bad_since_ms: Option<i64>,
+    worker_told_ms: Option<i64>,
+    worker_silenced: bool,
     outage: Option<Outage>,
+    policy: AlertPolicy,
+    hold: hold::HoldState,
 }
 
 impl AlertEngine {
     pub fn new(threshold: u32) -> AlertEngine {
+        AlertEngine::with_policy(threshold, AlertPolicy::default())
+    }
+
+    /// An engine that also sends reminders and holds alerts in maintenance windows.
+    pub fn with_policy(threshold: u32, policy: AlertPolicy) -> AlertEngine {
         AlertEngine {
             threshold,
             services: HashMap::new(),
             worker: Debouncer::new(),
+            worker_bad_since_ms: None,
+            worker_told_ms: None,
+            worker_silenced: false,
             outage: None,
+            policy,
+            hold: hold::HoldState::default(),
         }
     }
 
@@ -201,14 +234,15 @@ impl AlertEngine {
         else {
             return false;
         };
+        let bad = debounce.stable().is_some_and(|s| !s.is_healthy());
         self.services.insert(
             name.to_owned(),
             ServiceState {
                 debounce,
                 held_from: None,
-                // Where the outage began is not known from here: the recovery says nothing of
-                // its length.
-                bad_since_ms: None,
+                bad_since_ms: if bad { history.bad_since_ms } else { None },
+                told_ms: if bad { told_at(history) } else { None },
+                silenced: false,
             },
         );
         true
@@ -224,16 +258,28 @@ impl AlertEngine {
             self.threshold,
         ) {
             Some(debounce) => {
+                let bad = debounce
+                    .stable()
+                    .is_some_and(|s| *s != WorkerStatus::Code(200));
                 self.worker = debounce;
+                self.worker_bad_since_ms = if bad { history.bad_since_ms } else { None };
+                self.worker_told_ms = if bad { told_at(history) } else { None };
                 true
             }
             None => false,
         }
     }
 
-    /// Processes one cycle; returns the alerts to record and send, in this order: internet
-    /// summary, services (in input order), worker.
+    /// Processes one cycle; returns the alerts to record and send, in this order: a maintenance
+    /// summary, internet summary, services (in input order), worker, reminders. Alerts of items
+    /// in an open maintenance window are held instead (see [`AlertPolicy`]).
     pub fn process(&mut self, input: &CycleInput<'_>) -> Vec<AlertDraft> {
+        let decided = self.decide(input);
+        self.apply_policy(input, decided)
+    }
+
+    /// The alerts of the state changes alone, before reminders and maintenance windows.
+    fn decide(&mut self, input: &CycleInput<'_>) -> Vec<AlertDraft> {
         let time = input.time_text;
         let online = input.internet_online;
         if !online && self.outage.is_none() {
@@ -334,6 +380,11 @@ impl AlertEngine {
                 WorkerObservation::Code(c) => WorkerStatus::Code(c),
                 WorkerObservation::NoResponse { .. } => WorkerStatus::NoResponse,
             };
+            if key == WorkerStatus::Code(200) {
+                self.worker_bad_since_ms = None;
+            } else if self.worker_bad_since_ms.is_none() {
+                self.worker_bad_since_ms = Some(input.now_ms);
+            }
             let transition =
                 self.worker
                     .observe(key, |s| *s == WorkerStatus::Code(200), self.threshold);
@@ -1175,6 +1226,7 @@ mod tests {
                 .map(|(s, at)| ((*s).to_owned(), *at))
                 .collect(),
             cert: None,
+            bad_since_ms: None,
         }
     }
 

@@ -19,9 +19,9 @@
 //! `daily 01:30-02:30` lasts its usual hour, and on the day 02:00-03:00 repeats the window lasts
 //! both of them.
 
+use jiff::Timestamp;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -133,7 +133,8 @@ impl MaintenanceSchedule {
                     }
                 }
                 When::Recurring { days, start, end } => {
-                    let (Some(first), Some(last)) = (local_date(from_ms, tz), local_date(to_ms, tz))
+                    let (Some(first), Some(last)) =
+                        (local_date(from_ms, tz), local_date(to_ms, tz))
                     else {
                         continue;
                     };
@@ -177,10 +178,20 @@ fn weekday_index(day: Date) -> usize {
 /// The instants of a recurring window starting on `day`: empty occurrences (a start skipped by
 /// a DST change up to the end) are `None`.
 fn occurrence_on(day: Date, start: Time, end: Time, tz: &TimeZone) -> Option<(i64, i64)> {
-    let end_day = if end <= start { day.tomorrow().ok()? } else { day };
+    let end_day = if end <= start {
+        day.tomorrow().ok()?
+    } else {
+        day
+    };
     let s = day.to_datetime(start).to_zoned_datetime(tz.clone()).ok()?;
-    let e = end_day.to_datetime(end).to_zoned_datetime(tz.clone()).ok()?;
-    let (s, e) = (s.timestamp().as_millisecond(), e.timestamp().as_millisecond());
+    let e = end_day
+        .to_datetime(end)
+        .to_zoned_datetime(tz.clone())
+        .ok()?;
+    let (s, e) = (
+        s.timestamp().as_millisecond(),
+        e.timestamp().as_millisecond(),
+    );
     (s < e).then_some((s, e))
 }
 
@@ -310,8 +321,18 @@ mod tests {
             ("Sun 02:00-03:00", "UTC", "2026-12-06T03:00:00Z", false),
             ("Sun 02:00-03:00", "UTC", "2026-12-07T02:30:00Z", false),
             // In the zone, not in UTC: 02:30 in Lima is 07:30 UTC.
-            ("Sun 02:00-03:00", "America/Lima", "2026-12-06T02:30:00Z", false),
-            ("Sun 02:00-03:00", "America/Lima", "2026-12-06T07:30:00Z", true),
+            (
+                "Sun 02:00-03:00",
+                "America/Lima",
+                "2026-12-06T02:30:00Z",
+                false,
+            ),
+            (
+                "Sun 02:00-03:00",
+                "America/Lima",
+                "2026-12-06T07:30:00Z",
+                true,
+            ),
             // Crossing midnight: starts Saturday 23:30, ends Sunday 00:30.
             ("Sat 23:30-00:30", "UTC", "2026-12-05T23:45:00Z", true),
             ("Sat 23:30-00:30", "UTC", "2026-12-06T00:15:00Z", true),
@@ -343,19 +364,63 @@ mod tests {
                 true,
             ),
             // DST in Berlin: on 2026-03-29 the clocks go from 02:00 to 03:00.
-            ("daily 02:00-03:00", "Europe/Berlin", "2026-03-29T00:30:00Z", false),
-            ("daily 02:00-03:00", "Europe/Berlin", "2026-03-28T01:30:00Z", true),
-            ("daily 01:30-02:30", "Europe/Berlin", "2026-03-29T00:45:00Z", true), // 01:45 CET
-            ("daily 01:30-02:30", "Europe/Berlin", "2026-03-29T01:15:00Z", true), // 03:15 CEST
-            ("daily 01:30-02:30", "Europe/Berlin", "2026-03-29T01:30:00Z", false), // 03:30 CEST
+            (
+                "daily 02:00-03:00",
+                "Europe/Berlin",
+                "2026-03-29T00:30:00Z",
+                false,
+            ),
+            (
+                "daily 02:00-03:00",
+                "Europe/Berlin",
+                "2026-03-28T01:30:00Z",
+                true,
+            ),
+            (
+                "daily 01:30-02:30",
+                "Europe/Berlin",
+                "2026-03-29T00:45:00Z",
+                true,
+            ), // 01:45 CET
+            (
+                "daily 01:30-02:30",
+                "Europe/Berlin",
+                "2026-03-29T01:15:00Z",
+                true,
+            ), // 03:15 CEST
+            (
+                "daily 01:30-02:30",
+                "Europe/Berlin",
+                "2026-03-29T01:30:00Z",
+                false,
+            ), // 03:30 CEST
             // On 2026-10-25 02:00-03:00 happens twice: the window covers both.
-            ("daily 02:00-03:00", "Europe/Berlin", "2026-10-25T00:30:00Z", true), // 02:30 CEST
-            ("daily 02:00-03:00", "Europe/Berlin", "2026-10-25T01:30:00Z", true), // 02:30 CET
-            ("daily 02:00-03:00", "Europe/Berlin", "2026-10-25T02:00:00Z", false), // 03:00 CET
+            (
+                "daily 02:00-03:00",
+                "Europe/Berlin",
+                "2026-10-25T00:30:00Z",
+                true,
+            ), // 02:30 CEST
+            (
+                "daily 02:00-03:00",
+                "Europe/Berlin",
+                "2026-10-25T01:30:00Z",
+                true,
+            ), // 02:30 CET
+            (
+                "daily 02:00-03:00",
+                "Europe/Berlin",
+                "2026-10-25T02:00:00Z",
+                false,
+            ), // 03:00 CET
         ];
         for (raw, tz, at, open) in table {
             let s = schedule(raw, tz);
-            assert_eq!(!s.active_at(ms(at)).is_empty(), open, "{raw} in {tz} at {at}");
+            assert_eq!(
+                !s.active_at(ms(at)).is_empty(),
+                open,
+                "{raw} in {tz} at {at}"
+            );
         }
     }
 
@@ -410,8 +475,10 @@ mod tests {
             assert!(err.contains(want), "{raw}: {err}");
             assert!(err.contains("expected e.g."), "{raw}: {err}");
         }
-        assert!(MaintenanceSchedule::parse(" ; ", TimeZone::UTC)
-            .expect("empty")
-            .is_empty());
+        assert!(
+            MaintenanceSchedule::parse(" ; ", TimeZone::UTC)
+                .expect("empty")
+                .is_empty()
+        );
     }
 }
