@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hb_config::{AgentConfig, Target};
 use hb_core::alerting::{
-    AlertEngine, CycleInput, NoResponseCause, ServiceObservation, WorkerObservation,
+    AlertEngine, AlertPolicy, CycleInput, NoResponseCause, ServiceObservation, WorkerObservation,
     internet_dependent,
 };
 use hb_core::cert::CertWatch;
@@ -16,7 +16,7 @@ use hb_core::{AlertRecord, CycleRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::cycle::{Probes, SetupError, alert_time_text, iso_timestamp};
-use crate::notify::webhook::{AlertDispatcher, DeliverySettings};
+use crate::notify::{AlertDispatcher, DeliverySettings, DeliveryUpdate};
 use crate::store_task::{ResumeRequest, StoreTask};
 
 /// How the loop runs.
@@ -62,8 +62,8 @@ pub async fn run(
     let store = Arc::new(store);
 
     let (delivery_tx, mut delivery_rx) = tokio::sync::mpsc::unbounded_channel();
-    let dispatcher = AlertDispatcher::spawn(
-        config.webhook_url.clone(),
+    let dispatcher = AlertDispatcher::with_channels(
+        crate::notify::channels_of(&config),
         DeliverySettings {
             ipv4_only: config.force_ipv4,
             ..DeliverySettings::new(config.tz.clone())
@@ -74,8 +74,11 @@ pub async fn run(
     let forwarder = {
         let store = Arc::clone(&store);
         tokio::spawn(async move {
-            while let Some(delivery) = delivery_rx.recv().await {
-                store.record_delivery(delivery);
+            while let Some(update) = delivery_rx.recv().await {
+                match update {
+                    DeliveryUpdate::Alert(delivery) => store.record_delivery(delivery),
+                    DeliveryUpdate::Channel(delivery) => store.record_channel_delivery(delivery),
+                }
             }
         })
     };
@@ -94,7 +97,15 @@ pub async fn run(
             Target::Docker { .. } => false,
         })
         .collect();
-    let mut engine = AlertEngine::new(config.status_change_threshold);
+    let mut engine = AlertEngine::with_policy(
+        config.status_change_threshold,
+        AlertPolicy {
+            reminder_ms: config
+                .alert_reminder
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            maintenance: config.maintenance.clone(),
+        },
+    );
     let mut certs = CertWatch::new(config.tls_expiry_warn_days);
     resume(
         &store,
@@ -333,7 +344,7 @@ async fn resume(
             "undelivered alerts too old to send after the restart were given up"
         );
     }
-    dispatcher.redeliver(outbox.redeliver);
+    dispatcher.redeliver_pending(outbox.redeliver);
 }
 
 /// The certificate expiry alerts of a cycle: each https answer's leaf certificate against

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hb_core::{AlertDelivery, AlertRecord, CycleRecord, StoredHistory};
+use hb_core::{AlertDelivery, AlertRecord, ChannelDelivery, CycleRecord, StoredHistory};
 use hb_store::{DurableWriter, OpenWriteStore, Outbox, PendingOp, StoreError, WriteStore};
 
 /// How often the thread retries pending writes when nothing new arrives.
@@ -99,6 +99,10 @@ impl StoreTask {
 
     pub fn record_delivery(&self, delivery: AlertDelivery) {
         self.send(Msg::Op(PendingOp::Delivery(delivery)));
+    }
+
+    pub fn record_channel_delivery(&self, delivery: ChannelDelivery) {
+        self.send(Msg::Op(PendingOp::ChannelDelivery(delivery)));
     }
 
     /// Claims the alert outbox and reads the stored item states (see [`ResumeRequest`]). An
@@ -278,6 +282,9 @@ mod tests {
             Ok(())
         }
         fn record_delivery(&mut self, _: &AlertDelivery) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn record_channel_delivery(&mut self, _: &ChannelDelivery) -> Result<(), StoreError> {
             Ok(())
         }
         fn claim_outbox(&mut self, _: i64, _: &str, _: i64, _: &str) -> Result<Outbox, StoreError> {

@@ -169,6 +169,10 @@ pub struct AgentConfig {
     pub heartbeat_url: Option<Secret>,
     /// May carry a token in its path: shown redacted.
     pub webhook_url: Option<Secret>,
+    /// `ALERT_REMINDER_MINUTES`: a reminder this often while an item stays bad; `None`: off.
+    pub alert_reminder: Option<Duration>,
+    /// `MAINTENANCE_WINDOWS`, in `TZ`: when alerts are held.
+    pub maintenance: hb_core::maintenance::MaintenanceSchedule,
     pub db_path: PathBuf,
     /// Ordered: `SERVICE_NAMES` order when given, else http first then docker, by name.
     pub services: Vec<ServiceSpec>,
@@ -237,6 +241,8 @@ pub struct DashboardConfig {
     /// `TLS_EXPIRY_WARN_DAYS`, the agent's setting: the page marks a certificate with fewer
     /// days left as expiring.
     pub tls_expiry_warn_days: u32,
+    /// `MAINTENANCE_WINDOWS`, the agent's setting: the page marks them.
+    pub maintenance: hb_core::maintenance::MaintenanceSchedule,
     pub umami_script_url: Option<String>,
     pub umami_website_id: Option<String>,
     pub log_format: LogFormat,

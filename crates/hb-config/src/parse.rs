@@ -122,6 +122,31 @@ impl<'a> Reader<'a> {
         self.integer("TLS_EXPIRY_WARN_DAYS", 14, 0, 3_650) as u32
     }
 
+    /// `ALERT_REMINDER_MINUTES`: unset or `0` is off; fractions of a minute are allowed.
+    fn reminder_interval(&mut self) -> Option<Duration> {
+        let expected = "0 (off) or a number of minutes up to 43200, such as 60 or 0.5";
+        let minutes = self.parsed("ALERT_REMINDER_MINUTES", 0.0, expected, |raw| {
+            f64::from_str(raw)
+                .ok()
+                .filter(|m| m.is_finite() && (0.0..=43_200.0).contains(m))
+        });
+        (minutes > 0.0).then(|| Duration::from_secs_f64(minutes * 60.0))
+    }
+
+    /// `MAINTENANCE_WINDOWS` in the zone `tz` (read by the agent and the dashboard).
+    fn maintenance_windows(
+        &mut self,
+        tz: &jiff::tz::TimeZone,
+    ) -> hb_core::maintenance::MaintenanceSchedule {
+        let Some(raw) = self.optional("MAINTENANCE_WINDOWS") else {
+            return hb_core::maintenance::MaintenanceSchedule::default();
+        };
+        hb_core::maintenance::MaintenanceSchedule::parse(raw, tz.clone()).unwrap_or_else(|why| {
+            self.error("MAINTENANCE_WINDOWS", why);
+            hb_core::maintenance::MaintenanceSchedule::default()
+        })
+    }
+
     /// A value that goes into an HTTP header (`SECRET_KEY` as `Bearer <key>`): control
     /// characters (a newline from an env file, say) would make every request fail at run time.
     pub(crate) fn header_safe_secret(&mut self, name: &str) -> Option<Secret> {
@@ -259,6 +284,8 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
         r.http_url("N8N_WEBHOOK_URL", raw, true)
             .map(|_| Secret::new(raw))
     });
+    let alert_reminder = r.reminder_interval();
+    let maintenance = r.maintenance_windows(&tz);
     let ping_url = r.optional("PING_URL").unwrap_or("http://www.google.com");
     let ping_url = match r.http_url("PING_URL", ping_url, false) {
         Some(_) => ping_url.to_owned(),
@@ -307,6 +334,7 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
     };
     let log_format = r.log_format();
     let services = read_services(&mut r, &mut warnings);
+    check_window_items(&mut r, &maintenance, &services);
 
     if service_timeout >= loop_interval {
         warnings.push(format!(
@@ -345,6 +373,8 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
         secret_key,
         heartbeat_url,
         webhook_url,
+        alert_reminder,
+        maintenance,
         db_path,
         services,
         dns_override_ip,
@@ -363,6 +393,31 @@ pub(crate) fn load_agent(env: &EnvSource) -> Result<AgentConfig, ConfigErrors> {
         log_format,
         warnings,
     })
+}
+
+/// A window limited to an item that is not monitored is a typo that would hold nothing.
+fn check_window_items(
+    r: &mut Reader<'_>,
+    maintenance: &hb_core::maintenance::MaintenanceSchedule,
+    services: &[ServiceSpec],
+) {
+    use hb_core::alerting::{INTERNET_ITEM, WORKER_ITEM};
+    for window in maintenance.windows() {
+        for item in &window.items {
+            let known = item == WORKER_ITEM
+                || item == INTERNET_ITEM
+                || services.iter().any(|s| s.name == *item);
+            if !known {
+                r.error(
+                    "MAINTENANCE_WINDOWS",
+                    format!(
+                        "\"{}\" names @{item}, which is not a configured service (nor worker or internet)",
+                        window.text
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// `FLEET_DATABASE_URL` ([`fleet_url`]) and `HOST_NAME` (read only with the URL: without it
@@ -483,6 +538,7 @@ pub(crate) fn load_dashboard(env: &EnvSource) -> Result<DashboardConfig, ConfigE
     let mask_errors = r.boolean("DASHBOARD_MASK_ERRORS", true);
     let slow_ms = slow_thresholds(&mut r);
     let tls_expiry_warn_days = r.tls_expiry_warn_days();
+    let maintenance = r.maintenance_windows(&tz);
     let umami_script_url = r.optional("UMAMI_SCRIPT_URL").map(str::to_owned);
     let umami_website_id = r.optional("UMAMI_WEBSITE_ID").map(str::to_owned);
     let fleet_url = fleet_url(&mut r);
@@ -497,6 +553,7 @@ pub(crate) fn load_dashboard(env: &EnvSource) -> Result<DashboardConfig, ConfigE
         mask_errors,
         slow_ms,
         tls_expiry_warn_days,
+        maintenance,
         umami_script_url,
         umami_website_id,
         log_format,
@@ -990,6 +1047,18 @@ pub(crate) fn log_format_shown(f: LogFormat) -> String {
     }
 }
 
+/// The windows as they were read, `; `-separated.
+fn windows_shown(m: &hb_core::maintenance::MaintenanceSchedule) -> String {
+    if m.is_empty() {
+        return "(none)".to_owned();
+    }
+    m.windows()
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 pub(crate) fn lines(pairs: Vec<(&str, String)>) -> Vec<(String, String)> {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
@@ -1012,6 +1081,13 @@ pub(crate) fn describe_agent(c: &AgentConfig) -> Vec<(String, String)> {
         ("SECRET_KEY", secret_shown(&c.secret_key)),
         ("HEARTBEAT_URL", secret_url_shown(&c.heartbeat_url)),
         ("N8N_WEBHOOK_URL", secret_url_shown(&c.webhook_url)),
+        (
+            "ALERT_REMINDER_MINUTES",
+            c.alert_reminder.map_or("0 (off)".to_owned(), |d| {
+                format!("{}", d.as_secs_f64() / 60.0)
+            }),
+        ),
+        ("MAINTENANCE_WINDOWS", windows_shown(&c.maintenance)),
         ("SQLITE_DB_PATH", c.db_path.display().to_string()),
         (
             "INTERNAL_DNS_OVERRIDE_IP",

@@ -35,6 +35,55 @@ pub struct AlertDelivery {
     pub interrupted: bool,
 }
 
+/// The outcome of delivering one alert through one channel (`ALERT_URLS`, the N8N webhook),
+/// recorded as it happens; the alert's own [`AlertDelivery`] sums them up once every channel
+/// is done (see [`sum_up`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelDelivery {
+    pub uid: String,
+    /// The channel's secret-free name (`n8n`, `discord:1234`, ...).
+    pub channel: String,
+    pub attempts: u32,
+    pub delivered_at: Option<String>,
+    /// Without secrets.
+    pub last_error: Option<String>,
+    /// Stopped by a shutdown: the channel is tried again at the next start.
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+/// What the alert's row says once every channel has a result: attempts summed; delivered (at
+/// the last channel's delivery) only when every channel delivered; otherwise the failed
+/// channels' errors, each prefixed with its channel's name when there are several; still
+/// pending when a shutdown interrupted any of them.
+pub fn sum_up(uid: &str, results: &[ChannelDelivery]) -> AlertDelivery {
+    let several = results.len() > 1;
+    let errors: Vec<String> = results
+        .iter()
+        .filter(|r| r.delivered_at.is_none())
+        .map(|r| {
+            let error = r.last_error.as_deref().unwrap_or("not delivered");
+            if several {
+                format!("{}: {error}", r.channel)
+            } else {
+                error.to_owned()
+            }
+        })
+        .collect();
+    let delivered_at = if errors.is_empty() {
+        results.iter().filter_map(|r| r.delivered_at.clone()).max()
+    } else {
+        None
+    };
+    AlertDelivery {
+        uid: uid.to_owned(),
+        attempts: results.iter().map(|r| r.attempts).sum(),
+        delivered_at,
+        last_error: (!errors.is_empty()).then(|| errors.join("; ")),
+        interrupted: results.iter().any(|r| r.interrupted),
+    }
+}
+
 /// How far an alert's delivery got, as stored in `alerts.delivery_state` (SQL `NULL` is
 /// [`DeliveryState::Pending`], which is also what rows written before the column read as).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +128,59 @@ mod tests {
                 "**Delivered late:** the agent restarted before this alert could be sent."
             )
         );
+    }
+
+    fn channel(name: &str, attempts: u32, ok: bool, interrupted: bool) -> ChannelDelivery {
+        ChannelDelivery {
+            uid: "a".to_owned(),
+            channel: name.to_owned(),
+            attempts,
+            delivered_at: ok.then(|| format!("2026-12-03T10:00:0{attempts}+00:00")),
+            last_error: (!ok).then(|| "HTTP 500".to_owned()),
+            interrupted,
+        }
+    }
+
+    #[test]
+    fn channel_results_sum_up() {
+        // One channel: exactly its own result, as the webhook alone always recorded.
+        let one = sum_up("a", &[channel("n8n", 3, false, false)]);
+        assert_eq!(one.attempts, 3);
+        assert_eq!(one.last_error.as_deref(), Some("HTTP 500"));
+        assert!(one.delivered_at.is_none() && !one.interrupted);
+
+        let all = sum_up(
+            "a",
+            &[
+                channel("n8n", 1, true, false),
+                channel("ntfy:h/t", 2, true, false),
+            ],
+        );
+        assert_eq!(all.attempts, 3);
+        assert_eq!(
+            all.delivered_at.as_deref(),
+            Some("2026-12-03T10:00:02+00:00")
+        );
+        assert!(all.last_error.is_none());
+
+        let some = sum_up(
+            "a",
+            &[
+                channel("n8n", 1, true, false),
+                channel("discord:1", 3, false, false),
+            ],
+        );
+        assert!(some.delivered_at.is_none());
+        assert_eq!(some.last_error.as_deref(), Some("discord:1: HTTP 500"));
+
+        let cut = sum_up(
+            "a",
+            &[
+                channel("n8n", 1, true, false),
+                channel("slack:T/B", 1, false, true),
+            ],
+        );
+        assert!(cut.interrupted);
     }
 
     #[test]

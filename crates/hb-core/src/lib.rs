@@ -17,7 +17,7 @@ pub mod schedule;
 pub mod slow;
 pub mod status;
 
-pub use alert::{AlertDelivery, AlertRecord, DeliveryState, late_message};
+pub use alert::{AlertDelivery, AlertRecord, ChannelDelivery, DeliveryState, late_message, sum_up};
 pub use alerting::{
     AlertDraft, AlertEngine, CycleInput, NoResponseCause, ServiceObservation, StoredHistory,
     WorkerObservation, internet_dependent,

@@ -479,6 +479,7 @@ fn alert_row(r: &Row, at: usize) -> AlertRow {
         last_error: r.get(at + 9),
         delivery_state: r.get(at + 10),
         redelivered_at: r.get(at + 11),
+        deliveries: Vec::new(),
     }
 }
 

@@ -19,8 +19,8 @@ use hb_core::aggregate::{
     Counts, CycleAcc, ServiceAcc, Stat, bucket_index, stored_status, tier_ranges,
 };
 use hb_store::{
-    AlertRow, BackfillProgress, BucketAcc, CheckRow, IncidentRow, LatestCycle, ReadStore, Snapshot,
-    Source, StoreError, StoreInfo, Window,
+    AlertRow, BackfillProgress, BucketAcc, ChannelRow, CheckRow, IncidentRow, LatestCycle,
+    ReadStore, Snapshot, Source, StoreError, StoreInfo, Window,
 };
 
 /// Why a read failed, inside this module; the store's [`StoreError`] at the interface.
@@ -104,6 +104,8 @@ pub(crate) struct SchemaInfo {
     pub has_certificates: bool,
     /// `fleet_progress` exists (migration 7).
     pub has_fleet_progress: bool,
+    /// `alert_deliveries` exists (migration 8).
+    pub has_alert_deliveries: bool,
     /// `Some(ms)` when rollups exist and cover every cycle from `ms` on.
     pub rollups_from_ms: Option<i64>,
 }
@@ -377,6 +379,7 @@ fn probe_schema(conn: &Connection) -> Result<SchemaInfo, ReadError> {
         has_ts_ms,
         has_certificates: has("service_certificates"),
         has_fleet_progress: has("fleet_progress"),
+        has_alert_deliveries: has("alert_deliveries"),
         has_alerts: has("alerts"),
         has_alert_outbox,
         has_incidents: has("incidents"),
@@ -530,34 +533,63 @@ impl Query<'_> {
                     delivered_at, last_error,
                     COALESCE(delivery_state,
                              CASE WHEN delivered_at IS NOT NULL THEN 'delivered' ELSE 'pending' END),
-                    redelivered_at
+                    redelivered_at, uid
                FROM alerts ORDER BY created_ms DESC, id DESC LIMIT ?1"
         } else {
             "SELECT id, created_at, item, old_status, new_status, title, message, attempts,
                     delivered_at, last_error,
                     CASE WHEN delivered_at IS NOT NULL THEN 'delivered'
                          WHEN last_error IS NOT NULL THEN 'failed' ELSE 'pending' END,
-                    NULL
+                    NULL, uid
                FROM alerts ORDER BY created_ms DESC, id DESC LIMIT ?1"
         };
         let mut st = self.conn.prepare_cached(sql)?;
         let rows = st.query_map([limit], |r| {
-            Ok(AlertRow {
-                id: r.get(0)?,
-                created_at: r.get(1)?,
-                item: r.get(2)?,
-                old_status: r.get(3)?,
-                new_status: r.get(4)?,
-                title: r.get(5)?,
-                message: r.get(6)?,
-                attempts: r.get(7)?,
-                delivered_at: r.get(8)?,
-                last_error: r.get(9)?,
-                delivery_state: r.get(10)?,
-                redelivered_at: r.get(11)?,
-            })
+            Ok((
+                r.get::<_, Option<String>>(12)?,
+                AlertRow {
+                    id: r.get(0)?,
+                    created_at: r.get(1)?,
+                    item: r.get(2)?,
+                    old_status: r.get(3)?,
+                    new_status: r.get(4)?,
+                    title: r.get(5)?,
+                    message: r.get(6)?,
+                    attempts: r.get(7)?,
+                    delivered_at: r.get(8)?,
+                    last_error: r.get(9)?,
+                    delivery_state: r.get(10)?,
+                    redelivered_at: r.get(11)?,
+                    deliveries: Vec::new(),
+                },
+            ))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows: Vec<(Option<String>, AlertRow)> = rows.collect::<Result<_, _>>()?;
+        if !self.schema.has_alert_deliveries {
+            return Ok(rows.into_iter().map(|(_, row)| row).collect());
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT channel, attempts, delivered_at, last_error, COALESCE(state, 'pending')
+               FROM alert_deliveries WHERE alert_uid = ?1 ORDER BY channel",
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (uid, mut row) in rows {
+            if let Some(uid) = uid {
+                row.deliveries = st
+                    .query_map([uid], |r| {
+                        Ok(ChannelRow {
+                            channel: r.get(0)?,
+                            attempts: r.get(1)?,
+                            delivered_at: r.get(2)?,
+                            last_error: r.get(3)?,
+                            state: r.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+            }
+            out.push(row);
+        }
+        Ok(out)
     }
 
     /// Aggregates `count` buckets of `width_s` seconds from `start_s`. Rollups answer the part

@@ -141,6 +141,12 @@ fn delete_step(
     if !pruned.any()
         && let Some(cutoff) = Retention::cutoff_ms(retention.alert_days, now_ms)
     {
+        // Their channel results first, chosen exactly as the alerts below are.
+        tx.prepare_cached(
+            "DELETE FROM alert_deliveries WHERE alert_uid IN \
+             (SELECT uid FROM alerts WHERE created_ms < ?1 ORDER BY created_ms LIMIT ?2)",
+        )?
+        .execute(params![cutoff, ALERTS_PER_STEP])?;
         pruned.alerts += changes(
             tx.prepare_cached(
                 "DELETE FROM alerts WHERE id IN \

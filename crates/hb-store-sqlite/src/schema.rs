@@ -289,7 +289,27 @@ pub const MIGRATIONS: &[Migration] = &[
         "fleet_progress: how far the cycles were shipped to the fleet database",
         FLEET_PROGRESS,
     ),
+    Migration::sql_only(
+        8,
+        "alert_deliveries: each alert's delivery result per channel (ALERT_URLS, the webhook)",
+        ALERT_DELIVERIES,
+    ),
 ];
+
+/// One row per alert and channel, written as each channel's delivery ends; `state` is NULL
+/// while it may still be sent (interrupted by a shutdown), else `delivered`, `failed` or
+/// `given_up`. The alert's own row in `alerts` sums them up once every channel is done.
+const ALERT_DELIVERIES: &str = "
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    alert_uid TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    delivered_at TEXT,
+    last_error TEXT,
+    state TEXT,
+    PRIMARY KEY (alert_uid, channel)
+) WITHOUT ROWID;
+";
 
 /// The schema version a fully migrated database records in `PRAGMA user_version`.
 pub const LATEST_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hb_core::{AlertDelivery, AlertRecord, CycleRecord, StoredHistory};
+use hb_core::{AlertDelivery, AlertRecord, ChannelDelivery, CycleRecord, StoredHistory};
 use hb_store::{Maintenance, OpenWriteStore, Outbox, Retention, StoreError, WriteStore};
 
 use crate::reader::SqliteReader;
@@ -74,6 +74,10 @@ impl WriteStore for Writer {
 
     fn record_delivery(&mut self, delivery: &AlertDelivery) -> Result<(), StoreError> {
         Ok(Writer::record_delivery(self, delivery)?)
+    }
+
+    fn record_channel_delivery(&mut self, delivery: &ChannelDelivery) -> Result<(), StoreError> {
+        Ok(Writer::record_channel_delivery(self, delivery)?)
     }
 
     /// On a full disk the write-ahead log is what holds the space (each cycle appends every

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::SqliteError;
-use hb_core::{AlertDelivery, AlertRecord, CycleRecord, StoredHistory};
+use hb_core::{AlertDelivery, AlertRecord, ChannelDelivery, CycleRecord, StoredHistory};
 use rusqlite::{
     Connection, DEFAULT_NAME, FileControl, OpenFlags, OptionalExtension, Transaction,
     TransactionBehavior,
 };
 
-use hb_store::{Maintenance, Outbox, Retention};
+use hb_store::{Maintenance, Outbox, PendingAlert, Retention};
 
 use crate::{backfill, incidents, maintain, migrate, rollup};
 
@@ -66,6 +66,19 @@ const UPDATE_DELIVERY: &str = "UPDATE alerts SET attempts = ?2, delivered_at = ?
      delivery_state = CASE WHEN ?3 IS NOT NULL THEN 'delivered' WHEN ?5 THEN NULL ELSE 'failed' END \
      WHERE uid = ?1";
 
+const UPSERT_CHANNEL_DELIVERY: &str = "INSERT INTO alert_deliveries (alert_uid, channel, attempts, \
+     delivered_at, last_error, state) VALUES (?1, ?2, ?3, ?4, ?5, \
+     CASE WHEN ?4 IS NOT NULL THEN 'delivered' WHEN ?6 THEN NULL ELSE 'failed' END) \
+     ON CONFLICT (alert_uid, channel) DO UPDATE SET attempts = excluded.attempts, \
+     delivered_at = excluded.delivered_at, last_error = excluded.last_error, state = excluded.state";
+
+// The channels of a pending alert that already have a final result.
+const SELECT_DONE_CHANNELS: &str = "SELECT channel, attempts, delivered_at, last_error \
+     FROM alert_deliveries WHERE alert_uid = ?1 AND state IS NOT NULL ORDER BY channel";
+
+const GIVE_UP_CHANNELS: &str = "UPDATE alert_deliveries SET state = 'given_up', last_error = ?1 \
+     WHERE state IS NULL AND alert_uid IN (SELECT uid FROM alerts WHERE delivery_state = 'given_up')";
+
 const GIVE_UP_OLD_ALERTS: &str = "UPDATE alerts SET delivery_state = 'given_up', last_error = ?2 \
      WHERE delivery_state IS NULL AND delivered_at IS NULL \
        AND (uid IS NULL OR created_ms IS NULL OR created_ms < ?1)";
@@ -80,6 +93,9 @@ const MARK_REDELIVERED: &str = "UPDATE alerts SET redelivered_at = ?1 \
 const LAST_ALERT_OF: &str = "SELECT new_status, COALESCE(created_ms, -9223372036854775808) \
      FROM alerts WHERE item = ?1 AND new_status IS NOT NULL \
      ORDER BY created_ms DESC, id DESC LIMIT 1";
+
+const OPEN_INCIDENT_OF: &str = "SELECT started_ms FROM incidents WHERE service_name = ?1 AND ended_ms IS NULL \
+     ORDER BY started_ms DESC LIMIT 1";
 
 const RECENT_CHECKS_OF: &str = "SELECT s.status, COALESCE(c.ts_ms, -9223372036854775808) \
      FROM service_checks s JOIN monitoring_cycles c ON c.id = s.cycle_id \
@@ -286,6 +302,25 @@ impl Writer {
         }
         Ok(())
     }
+
+    /// Records how delivering an alert through one channel went (replacing an earlier result
+    /// of the same alert and channel).
+    pub fn record_channel_delivery(
+        &mut self,
+        delivery: &ChannelDelivery,
+    ) -> Result<(), SqliteError> {
+        self.conn
+            .prepare_cached(UPSERT_CHANNEL_DELIVERY)?
+            .execute((
+                &delivery.uid,
+                &delivery.channel,
+                delivery.attempts,
+                &delivery.delivered_at,
+                &delivery.last_error,
+                delivery.interrupted,
+            ))?;
+        Ok(())
+    }
 }
 
 impl Writer {
@@ -310,7 +345,9 @@ impl Writer {
                 now_ms.saturating_sub(max_age_ms),
                 give_up_reason
             ])?;
-        let redeliver = tx
+        tx.prepare_cached(GIVE_UP_CHANNELS)?
+            .execute([give_up_reason])?;
+        let alerts = tx
             .prepare_cached(SELECT_PENDING_ALERTS)?
             .query_map([], |row| {
                 Ok(AlertRecord {
@@ -324,6 +361,23 @@ impl Writer {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        let mut redeliver = Vec::with_capacity(alerts.len());
+        for alert in alerts {
+            let done = tx
+                .prepare_cached(SELECT_DONE_CHANNELS)?
+                .query_map([&alert.uid], |row| {
+                    Ok(ChannelDelivery {
+                        uid: alert.uid.clone(),
+                        channel: row.get(0)?,
+                        attempts: row.get(1)?,
+                        delivered_at: row.get(2)?,
+                        last_error: row.get(3)?,
+                        interrupted: false,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            redeliver.push(PendingAlert { alert, done });
+        }
         tx.prepare_cached(MARK_REDELIVERED)?.execute([now_text])?;
         tx.commit()?;
         Ok(Outbox {
@@ -342,6 +396,11 @@ impl Writer {
                 .query_row([name], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?,
             last_alert: self.last_alert_of(name)?,
+            bad_since_ms: self
+                .conn
+                .prepare_cached(OPEN_INCIDENT_OF)?
+                .query_row([name], |row| row.get(0))
+                .optional()?,
             recent: self
                 .conn
                 .prepare_cached(RECENT_CHECKS_OF)?
@@ -356,6 +415,8 @@ impl Writer {
     pub fn worker_history(&self, window: u32) -> Result<StoredHistory, SqliteError> {
         Ok(StoredHistory {
             cert: None,
+            // Not kept for the worker: a reminder after a restart says it is not known.
+            bad_since_ms: None,
             last_alert: self.last_alert_of(hb_core::alerting::WORKER_ITEM)?,
             recent: self
                 .conn

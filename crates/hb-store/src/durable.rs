@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use hb_core::{AlertDelivery, AlertRecord, CycleRecord};
+use hb_core::{AlertDelivery, AlertRecord, ChannelDelivery, CycleRecord};
 
 use crate::{Maintenance, OpenWriteStore, StoreError, WriteStore};
 
@@ -13,7 +13,10 @@ use crate::{Maintenance, OpenWriteStore, StoreError, WriteStore};
 pub enum PendingOp {
     /// A cycle and the alerts it created, written together.
     Cycle(CycleRecord, Vec<AlertRecord>),
+    /// An alert's summed-up delivery result (its row in `alerts`).
     Delivery(AlertDelivery),
+    /// One channel's delivery result.
+    ChannelDelivery(ChannelDelivery),
 }
 
 impl PendingOp {
@@ -21,6 +24,7 @@ impl PendingOp {
         match self {
             PendingOp::Cycle(cycle, _) => ("cycle", &cycle.id),
             PendingOp::Delivery(delivery) => ("alert delivery", &delivery.uid),
+            PendingOp::ChannelDelivery(delivery) => ("channel delivery", &delivery.uid),
         }
     }
 }
@@ -181,6 +185,7 @@ impl DurableWriter {
             let result = self.connect().and_then(|writer| match &op {
                 PendingOp::Cycle(cycle, alerts) => writer.record_cycle(cycle, alerts),
                 PendingOp::Delivery(delivery) => writer.record_delivery(delivery),
+                PendingOp::ChannelDelivery(delivery) => writer.record_channel_delivery(delivery),
             });
             let Err(error) = result else {
                 report.written += 1;

@@ -27,7 +27,7 @@ pub use journal::{
 pub use read::{ReadStore, Snapshot};
 pub use retention::{DAY_MS, Retention};
 pub use rows::{
-    AlertRow, BackfillProgress, BucketAcc, CheckRow, FleetProgress, IncidentRow, LatestCycle,
-    Source, StoreInfo, Window,
+    AlertRow, BackfillProgress, BucketAcc, ChannelRow, CheckRow, FleetProgress, IncidentRow,
+    LatestCycle, Source, StoreInfo, Window,
 };
-pub use write::{Maintenance, OpenWriteStore, Outbox, WriteStore};
+pub use write::{Maintenance, OpenWriteStore, Outbox, PendingAlert, WriteStore};

@@ -84,6 +84,20 @@ pub struct AlertRow {
     pub delivery_state: String,
     /// Set when a restarted agent re-sent it: the delivery was late.
     pub redelivered_at: Option<String>,
+    /// One result per channel it was sent through, by channel name (empty for alerts written
+    /// before per-channel records, and on a fleet database, which does not ship them).
+    pub deliveries: Vec<ChannelRow>,
+}
+
+/// An alert's delivery through one channel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelRow {
+    pub channel: String,
+    pub attempts: i64,
+    pub delivered_at: Option<String>,
+    pub last_error: Option<String>,
+    /// `pending`, `delivered`, `failed` or `given_up`.
+    pub state: String,
 }
 
 /// The aggregates of one bucket.

@@ -2,7 +2,7 @@
 //! all, a cycle already stored is not stored twice, and the reads here are only what the agent
 //! resumes from at start-up.
 
-use hb_core::{AlertDelivery, AlertRecord, CycleRecord, StoredHistory};
+use hb_core::{AlertDelivery, AlertRecord, ChannelDelivery, CycleRecord, StoredHistory};
 
 use crate::StoreError;
 
@@ -10,9 +10,17 @@ use crate::StoreError;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outbox {
     /// Undelivered alerts young enough to send now, oldest first, now marked redelivered.
-    pub redeliver: Vec<AlertRecord>,
+    pub redeliver: Vec<PendingAlert>,
     /// Undelivered alerts too old to send, now marked given up.
     pub given_up: usize,
+}
+
+/// An alert to redeliver, with the channels that already have a final result for it (they are
+/// not sent to again; the alert's summed-up result includes them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingAlert {
+    pub alert: AlertRecord,
+    pub done: Vec<ChannelDelivery>,
 }
 
 /// What one [`WriteStore::maintain`] step did.
@@ -57,6 +65,10 @@ pub trait WriteStore: Send {
 
     /// Records how delivering an alert went. An unknown uid is not an error.
     fn record_delivery(&mut self, delivery: &AlertDelivery) -> Result<(), StoreError>;
+
+    /// Records how delivering an alert through one channel went (a row per alert and channel,
+    /// replaced by a later result of the same pair). An unknown uid is not an error.
+    fn record_channel_delivery(&mut self, delivery: &ChannelDelivery) -> Result<(), StoreError>;
 
     /// Called before retrying writes that failed: gives back what failed writes hold on to
     /// (SQLite merges and empties its write-ahead log, which is what fills a full disk).

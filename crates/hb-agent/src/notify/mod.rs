@@ -1,12 +1,25 @@
-//! Notifiers: the heartbeat sender and the alert webhook dispatcher. They own their HTTP
+//! Notifiers: the heartbeat sender and the alert dispatcher with its channels. They own their HTTP
 //! clients; they never decide what to alert (that is `hb_core::alerting`) and never touch the
 //! database (delivery results go back to the caller through a channel).
 
+pub mod dispatch;
 pub mod heartbeat;
 pub mod webhook;
 
+pub use dispatch::{AlertChannel, AlertDispatcher, DeliverySettings, DeliveryUpdate};
 pub use heartbeat::{HeartbeatSender, heartbeat_payload};
-pub use webhook::{AlertDispatcher, DeliverySettings};
+
+/// The channels alerts go to, in order: the N8N webhook first (when set), then `ALERT_URLS`.
+pub fn channels_of(config: &hb_config::AgentConfig) -> Vec<std::sync::Arc<dyn AlertChannel>> {
+    config
+        .webhook_url
+        .iter()
+        .map(|url| {
+            std::sync::Arc::new(webhook::Webhook { url: url.clone() })
+                as std::sync::Arc<dyn AlertChannel>
+        })
+        .collect()
+}
 
 /// A notifier could not be built (the HTTP client failed to initialise).
 #[derive(Debug, thiserror::Error)]

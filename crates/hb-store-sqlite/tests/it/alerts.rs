@@ -211,10 +211,14 @@ fn the_outbox_gives_up_old_alerts_and_returns_the_young_ones_in_order() {
     let outbox = writer
         .claim_outbox(base + 10_000, "restart-time", hour, "given up: too old")
         .expect("outbox");
-    let uids: Vec<&str> = outbox.redeliver.iter().map(|a| a.uid.as_str()).collect();
+    let uids: Vec<&str> = outbox
+        .redeliver
+        .iter()
+        .map(|a| a.alert.uid.as_str())
+        .collect();
     assert_eq!(uids, ["young-1", "young-2", "interrupted"]);
-    assert_eq!(outbox.redeliver[0].item, "db");
-    assert_eq!(outbox.redeliver[0].message, alerts[2].message);
+    assert_eq!(outbox.redeliver[0].alert.item, "db");
+    assert_eq!(outbox.redeliver[0].alert.message, alerts[2].message);
     assert_eq!(outbox.given_up, 1);
 
     let conn = read_only(&path);

@@ -341,6 +341,28 @@ const CASES: &[Case] = &[
         secret: None,
         cmds: AGENT,
     },
+    Case {
+        vars: &[("ALERT_REMINDER_MINUTES", "-5")],
+        names: "ALERT_REMINDER_MINUTES",
+        secret: None,
+        cmds: AGENT,
+    },
+    Case {
+        vars: &[(
+            "MAINTENANCE_WINDOWS",
+            "Sun 02:00-03:00; Someday 04:00-05:00",
+        )],
+        names: "MAINTENANCE_WINDOWS",
+        secret: None,
+        cmds: &["config", "agent", "dashboard"],
+    },
+    // A typo in @name would hold nothing.
+    Case {
+        vars: &[("MAINTENANCE_WINDOWS", "daily 04:00-04:15 @no-such-service")],
+        names: "MAINTENANCE_WINDOWS",
+        secret: None,
+        cmds: AGENT,
+    },
     // A key that cannot go into an HTTP header once made the agent exit 1 after `config` said 0.
     Case {
         vars: &[("SECRET_KEY", "sk-first-half\nsk-second-half")],
