@@ -43,6 +43,8 @@ pub struct Settings {
     pub slow_ms: hb_core::SlowThresholds,
     /// `TLS_EXPIRY_WARN_DAYS`: a certificate with fewer days left is marked expiring.
     pub tls_expiry_warn_days: u32,
+    /// `MAINTENANCE_WINDOWS`: shown on the charts and the cards.
+    pub maintenance: hb_core::maintenance::MaintenanceSchedule,
 }
 
 /// Shared state of every handler.
@@ -192,6 +194,7 @@ mod tests {
             cors_origins: vec!["http://a.example".into()],
             slow_ms: hb_core::SlowThresholds::default(),
             tls_expiry_warn_days: 14,
+            maintenance: Default::default(),
         };
         let state = AppState::new(settings.clone(), Arc::new(Absent));
         assert_eq!(state.read_concurrency(), 1, "at least one read at a time");

@@ -248,6 +248,9 @@ pub(crate) fn build(
         }
     }
 
+    let windows = settings.maintenance.windows();
+    let open_now = settings.maintenance.active_at(now_ms);
+
     let mut checks: Vec<_> = latest
         .checks
         .iter()
@@ -270,6 +273,9 @@ pub(crate) fn build(
             let distribution = status_counts(&acc);
             let pctl = |p: f64| num(acc.hist.percentile(p, &acc.latency));
             let slow_ms = settings.slow_ms.for_service(&c.name);
+            let in_maintenance = open_now
+                .iter()
+                .any(|o| windows[o.window].covers(&c.name));
             let mut service = json!({
                 "name": c.name,
                 "service_type": kind,
@@ -285,6 +291,7 @@ pub(crate) fn build(
                 ),
                 "slow_ms": slow_ms,
                 "slow": settings.slow_ms.is_slow(&c.name, c.latency_ms),
+                "maintenance": in_maintenance,
                 "stats": {
                     "uptime": pct(acc.healthy(), acc.n),
                     "success": acc.healthy(),
@@ -418,6 +425,7 @@ pub(crate) fn build(
             "stats": stats(&total.ping),
         },
         "services": services,
+        "maintenance": maintenance(settings, window, now_ms),
         "history": {
             "times": times,
             "timestamps": timestamps,
@@ -433,6 +441,43 @@ pub(crate) fn build(
             "ping_min": ping_min,
             "ping_max": ping_max,
         },
+    })
+}
+
+/// How far ahead the next maintenance window is announced.
+const NEXT_WINDOW_WITHIN_MS: i64 = 7 * 86_400_000;
+
+/// The maintenance windows of the chart's range (up to now) and the next one to come: each
+/// with its instants, the items it covers (empty: all) and whether it is open now.
+fn maintenance(settings: &crate::Settings, window: &Window, now_ms: i64) -> Value {
+    let schedule = &settings.maintenance;
+    let windows = schedule.windows();
+    let describe = |o: &hb_core::maintenance::Occurrence| {
+        json!({
+            "window": windows[o.window].text,
+            "items": windows[o.window].items,
+            "start": iso_utc(o.start_ms),
+            "end": iso_utc(o.end_ms),
+            "start_ms": o.start_ms,
+            "end_ms": o.end_ms,
+            "active": o.start_ms <= now_ms && now_ms < o.end_ms,
+        })
+    };
+    let range_start_ms = window.start_s.saturating_mul(1000);
+    let shown: Vec<Value> = schedule
+        .occurrences(range_start_ms, now_ms.saturating_add(1))
+        .iter()
+        .map(describe)
+        .collect();
+    let next = schedule
+        .occurrences(now_ms.saturating_add(1), now_ms.saturating_add(NEXT_WINDOW_WITHIN_MS))
+        .iter()
+        .find(|o| o.start_ms > now_ms)
+        .map(describe);
+    json!({
+        "active": !schedule.active_at(now_ms).is_empty(),
+        "windows": shown,
+        "next": next,
     })
 }
 

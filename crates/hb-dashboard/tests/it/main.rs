@@ -72,6 +72,7 @@ struct Opts {
     points: u32,
     tz: jiff::tz::TimeZone,
     slow_ms: hb_core::SlowThresholds,
+    maintenance: hb_core::maintenance::MaintenanceSchedule,
 }
 
 impl Default for Opts {
@@ -83,6 +84,7 @@ impl Default for Opts {
             points: 30,
             tz: jiff::tz::TimeZone::UTC,
             slow_ms: hb_core::SlowThresholds::default(),
+            maintenance: Default::default(),
         }
     }
 }
@@ -102,6 +104,7 @@ async fn start_on(store: Arc<dyn hb_store::ReadStore>, opts: Opts) -> Server {
         cors_origins: opts.cors,
         slow_ms: opts.slow_ms,
         tls_expiry_warn_days: 14,
+        maintenance: opts.maintenance.clone(),
     };
     let now_s = opts.now_s;
     let state = AppState::new(settings, store).with_clock(Arc::new(move || {
@@ -1583,4 +1586,80 @@ async fn tcp_services_are_typed_and_ordered_with_http_ones() {
     assert_eq!(j["services"][0]["latency"], 0.42);
     assert_eq!(j["services"][1]["status"], "down");
     assert_eq!(j["services"][1]["error"], "Service Unavailable");
+}
+
+/// `MAINTENANCE_WINDOWS` on the page's data: the windows of the range and the next one, and
+/// the cards of the services a window covers now.
+#[tokio::test]
+async fn maintenance_windows_mark_the_range_and_the_cards() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("m.db");
+    write_with_writer(&db, &tiny_cycles());
+    // NOW is 2025-11-25T12:00:05Z.
+    let maintenance = hb_core::maintenance::MaintenanceSchedule::parse(
+        "daily 03:00-04:00; 2025-11-25T11:58Z/2025-11-25T12:10Z @api",
+        jiff::tz::TimeZone::UTC,
+    )
+    .expect("windows");
+    let srv = start(
+        &db,
+        Opts {
+            maintenance,
+            ..Opts::default()
+        },
+    )
+    .await;
+    let (status, j) = srv.json("/api/live?range=24h").await;
+    assert_eq!(status, 200, "{j}");
+    let m = &j["maintenance"];
+    assert_eq!(m["active"], true);
+    let shown: Vec<(String, String, bool)> = m["windows"]
+        .as_array()
+        .expect("windows")
+        .iter()
+        .map(|w| {
+            (
+                w["window"].as_str().expect("text").to_owned(),
+                w["start"].as_str().expect("start").to_owned(),
+                w["active"].as_bool().expect("active"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "daily 03:00-04:00".to_owned(),
+                "2025-11-25T03:00:00Z".to_owned(),
+                false
+            ),
+            (
+                "2025-11-25T11:58Z/2025-11-25T12:10Z @api".to_owned(),
+                "2025-11-25T11:58:00Z".to_owned(),
+                true
+            ),
+        ]
+    );
+    assert_eq!(m["windows"][1]["items"], serde_json::json!(["api"]));
+    assert_eq!(m["windows"][0]["items"], serde_json::json!([]));
+    assert_eq!(m["next"]["start"], "2025-11-26T03:00:00Z");
+    let card = |name: &str| {
+        j["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))["maintenance"]
+            .clone()
+    };
+    assert_eq!(card("api"), true);
+    assert_eq!(card("cache"), false);
+
+    // Without windows the keys are there and say nothing is planned.
+    let plain = start(&db, Opts::default()).await;
+    let (_, j) = plain.json("/api/live?range=24h").await;
+    assert_eq!(
+        j["maintenance"],
+        serde_json::json!({"active": false, "windows": [], "next": null})
+    );
 }

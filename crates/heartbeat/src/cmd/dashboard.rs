@@ -60,6 +60,7 @@ pub fn app_state(config: &DashboardConfig) -> hb_dashboard::AppState {
         cors_origins: config.cors_origins.clone(),
         slow_ms: config.slow_ms.clone(),
         tls_expiry_warn_days: config.tls_expiry_warn_days,
+        maintenance: config.maintenance.clone(),
     };
     hb_dashboard::AppState::new(settings, crate::stores::dashboard_store(config)).with_analytics(
         hb_dashboard::assets::Analytics::from_settings(
