@@ -273,9 +273,7 @@ pub(crate) fn build(
             let distribution = status_counts(&acc);
             let pctl = |p: f64| num(acc.hist.percentile(p, &acc.latency));
             let slow_ms = settings.slow_ms.for_service(&c.name);
-            let in_maintenance = open_now
-                .iter()
-                .any(|o| windows[o.window].covers(&c.name));
+            let in_maintenance = open_now.iter().any(|o| windows[o.window].covers(&c.name));
             let mut service = json!({
                 "name": c.name,
                 "service_type": kind,
@@ -470,7 +468,10 @@ fn maintenance(settings: &crate::Settings, window: &Window, now_ms: i64) -> Valu
         .map(describe)
         .collect();
     let next = schedule
-        .occurrences(now_ms.saturating_add(1), now_ms.saturating_add(NEXT_WINDOW_WITHIN_MS))
+        .occurrences(
+            now_ms.saturating_add(1),
+            now_ms.saturating_add(NEXT_WINDOW_WITHIN_MS),
+        )
         .iter()
         .find(|o| o.start_ms > now_ms)
         .map(describe);

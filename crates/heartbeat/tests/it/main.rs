@@ -2,6 +2,7 @@
 //! local targets, webhook and heartbeat receivers, and the database it writes.
 
 mod agent;
+mod alerting;
 mod certs;
 mod common;
 mod config;
