@@ -26,6 +26,9 @@ struct Cli {
 enum Command {
     /// Run the monitoring loop (the only writer of the database).
     Agent(cmd::agent::Args),
+    /// Send one test alert through every configured channel and report each outcome.
+    #[command(name = "alert-test")]
+    AlertTest(cmd::alert_test::Args),
     /// Validate the configuration and print it resolved, secrets redacted.
     Config(cmd::config::Args),
     /// Serve the read-only dashboard: the web page and the REST API.
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Agent(args) => cmd::agent::run(args, env),
+        Command::AlertTest(args) => cmd::alert_test::run(args, env),
         Command::Config(args) => cmd::config::run(args, env),
         Command::Dashboard(args) => cmd::dashboard::run(args, env),
         Command::Mock(args) => cmd::mock::run(args, env),

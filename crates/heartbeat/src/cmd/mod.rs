@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
 pub mod agent;
+pub mod alert_test;
 pub mod config;
 pub mod dashboard;
 pub mod demo;

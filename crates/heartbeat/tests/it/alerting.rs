@@ -212,3 +212,46 @@ async fn a_reminder_arrives_on_time_and_stops_at_recovery() {
         "{alerts:?}"
     );
 }
+
+/// `heartbeat alert-test` through the real binary: each channel's outcome, the exit code,
+/// and no secret in what it prints.
+#[tokio::test(flavor = "multi_thread")]
+async fn alert_test_reports_each_channel_and_fails_when_one_fails() {
+    let good = Server::start(204).await;
+    let bad = Server::start(500).await;
+    let run = |envs: Vec<(&'static str, String)>| async move {
+        let mut cmd = crate::common::heartbeat();
+        cmd.arg("alert-test")
+            .env_remove("N8N_WEBHOOK_URL")
+            .env_remove("ALERT_URLS")
+            .env("SERVICE_URL_web", "http://127.0.0.1:9/");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+            .await
+            .expect("join");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+
+    let (code, out) = run(vec![("N8N_WEBHOOK_URL", good.url("/hook/t0ken-abc"))]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok      n8n: delivered (1 attempt)"), "{out}");
+    assert!(!out.contains("t0ken-abc"), "secret printed: {out}");
+    let posted = good.posted_json();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0]["title"], "🧪 Heartbeat test alert");
+
+    let (code, out) = run(vec![("N8N_WEBHOOK_URL", bad.url("/hook/t0ken-abc"))]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAILED  n8n: HTTP 500 (1 attempt)"), "{out}");
+    assert!(out.contains("0 of 1 channels"), "{out}");
+
+    let (code, out) = run(Vec::new()).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no alert channel configured"), "{out}");
+}
